@@ -1,0 +1,6 @@
+// Domain types and interfaces: extents, block readers, the catalog of restore points, errors.
+// Everything else depends on this folder; it depends on nothing.
+export * from './errors.js';
+export * from './extent.js';
+export * from './block-reader.js';
+export * from './catalog.js';
