@@ -1,0 +1,40 @@
+import type { Extent } from '../core/extent.js';
+
+/**
+ * Which blocks changed since the base point, as a hypervisor's changed-block tracking reports it.
+ * Bit n covers bytes [n*blockSize, (n+1)*blockSize).
+ */
+export interface ChangedBlocks {
+  readonly blockSize: number;
+  isChanged(blockIndex: number): boolean;
+  /** Number of blocks the bitmap covers; blocks beyond it are treated as changed. */
+  readonly blockCount: number;
+}
+
+export interface ExtentPlan {
+  /** True when a base point exists for this disk: `unchanged` extents are allowed. */
+  hasBase: boolean;
+  /** Size of the disk in the base point, when there is one. */
+  baseSize?: number;
+  changedBlocks?: ChangedBlocks;
+}
+
+/**
+ * Where one disk's bytes come from (a file, a block device, stdin, an NBD export…). A source yields
+ * the extent stream for a backup: data, zero ranges and ranges unchanged since the base.
+ */
+export interface DiskSource {
+  /** Human-readable origin, stored in the point's source description and used in error messages. */
+  readonly description: string;
+  /** Disk size in bytes; undefined for a stream (stdin) whose size is known only at its end. */
+  readonly size: number | undefined;
+  extents(plan: ExtentPlan): AsyncIterable<Extent>;
+  /**
+   * Called once the range is stored in the repository (every chunk covering it is written), so a
+   * source may release it (e.g. NBD_CMD_TRIM on a fleecing export). Calls come in offset order.
+   */
+  acknowledgeStored?(offset: number, length: number): Promise<void>;
+  /** Total bytes the source actually read so far. */
+  readonly bytesRead: number;
+  close(): Promise<void>;
+}
