@@ -1,0 +1,376 @@
+import type { Socket } from 'node:net';
+import { CairnError, isCairnError } from '../../core/errors.js';
+import {
+  NBD_CMD,
+  NBD_ERROR,
+  NBD_MAGIC,
+  NBD_REPLY_FLAG,
+  NBD_REPLY_TYPE,
+  NBD_REPLY_TYPE_ERROR_BIT,
+  NBD_SIZE,
+  NbdByteQueue,
+  decodeBlockStatusPayload,
+  decodeErrorPayload,
+  decodeOffsetHolePayload,
+  decodeReplyMagic,
+  decodeSimpleReply,
+  decodeStructuredReplyHeader,
+  encodeRequest,
+  nbdName,
+  nbdProtocolError,
+  readU64beSafe,
+} from '../protocol/index.js';
+import type { NegotiatedExport } from './negotiate.js';
+
+/** One block-status descriptor placed on the disk: [offset, offset+length) has `flags`. */
+export interface StatusExtent {
+  offset: number;
+  length: number;
+  flags: number;
+}
+
+interface Pending {
+  type: number;
+  offset: number;
+  length: number;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  /** READ: destination (allocated lazily: a single whole chunk is used as is) and the ranges filled so far. */
+  buffer?: Buffer;
+  filled?: Array<[number, number]>;
+  /** BLOCK_STATUS: extents per context id. */
+  status?: Map<number, StatusExtent[]>;
+  remoteError?: { error: number; message: string };
+}
+
+export interface ConnectionOptions {
+  /** A request outstanding this long with no byte arriving fails the connection (a stalled server). */
+  requestTimeoutMs: number;
+  /** Names the server in messages. */
+  where: string;
+}
+
+/** Bytes a BLOCK_STATUS chunk may carry: the spec's 2^20 extents advice, doubled for slack. */
+const MAX_STATUS_CHUNK = 4 + 8 * 2 * 1024 * 1024;
+const MAX_ERROR_CHUNK = 6 + 0xffff + 8;
+
+/**
+ * The transmission phase of one NBD connection: requests tagged by cookie, one reply loop that
+ * validates every chunk against the request it answers. Any protocol violation, a dropped connection
+ * or a stall fails the whole connection and every request on it; an error reply fails only its request.
+ */
+export class NbdConnection {
+  private readonly pending = new Map<bigint, Pending>();
+  private nextCookie = 1n;
+  private failure: Error | undefined;
+  private closing = false;
+  private lastActivityMs = Date.now();
+  private stallTimer: NodeJS.Timeout | undefined;
+  private bytesInFlight = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly queue: NbdByteQueue,
+    readonly info: NegotiatedExport,
+    private readonly opts: ConnectionOptions,
+  ) {
+    socket.on('data', () => (this.lastActivityMs = Date.now()));
+    socket.on('error', () => undefined); // surfaced through the queue
+    void this.replyLoop();
+  }
+
+  get inFlightBytes(): number {
+    return this.bytesInFlight;
+  }
+
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.request(NBD_CMD.NBD_CMD_READ, offset, length, 0) as Promise<Buffer>;
+  }
+
+  /** BLOCK_STATUS over [offset, offset+length): extents per context id, clipped to the request. */
+  blockStatus(offset: number, length: number): Promise<Map<number, StatusExtent[]>> {
+    return this.request(NBD_CMD.NBD_CMD_BLOCK_STATUS, offset, length, 0) as Promise<Map<number, StatusExtent[]>>;
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    await this.request(NBD_CMD.NBD_CMD_TRIM, offset, length, 0);
+  }
+
+  private request(type: number, offset: number, length: number, flags: number): Promise<unknown> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new CairnError('ERR_IO', `NBD connection to ${this.opts.where} is closing`));
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length <= 0 || length > 0xffffffff) {
+      return Promise.reject(new CairnError('ERR_INVALID_ARGUMENT', `invalid NBD request range ${offset}+${length}`, { offset, length }));
+    }
+    if (offset + length > this.info.size) {
+      return Promise.reject(
+        new CairnError('ERR_OUT_OF_RANGE', `NBD request ${offset}+${length} is past the export end ${this.info.size}`, { offset, length }),
+      );
+    }
+    const cookie = this.nextCookie++;
+    return new Promise((resolve, reject) => {
+      const p: Pending = { type, offset, length, resolve, reject };
+      if (type === NBD_CMD.NBD_CMD_READ) {
+        p.filled = [];
+        this.bytesInFlight += length;
+      }
+      if (type === NBD_CMD.NBD_CMD_BLOCK_STATUS) p.status = new Map();
+      if (this.pending.size === 0) this.lastActivityMs = Date.now();
+      this.pending.set(cookie, p);
+      this.armStallTimer();
+      this.socket.write(encodeRequest({ flags, type, cookie, offset, length }));
+    });
+  }
+
+  private armStallTimer(): void {
+    if (this.stallTimer || this.pending.size === 0 || this.failure) return;
+    const wait = Math.max(1, this.lastActivityMs + this.opts.requestTimeoutMs - Date.now());
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.pending.size === 0) return;
+      if (Date.now() - this.lastActivityMs >= this.opts.requestTimeoutMs) {
+        const first = this.pending.values().next().value as Pending;
+        this.fail(
+          new CairnError(
+            'ERR_TIMEOUT',
+            `NBD server ${this.opts.where} stalled: no reply for ${this.opts.requestTimeoutMs} ms ` +
+              `(${nbdName(NBD_CMD, first.type)} at offset ${first.offset}, length ${first.length})`,
+            { offset: first.offset, length: first.length },
+          ),
+        );
+        return;
+      }
+      this.armStallTimer();
+    }, wait);
+    this.stallTimer.unref();
+  }
+
+  private async replyLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const head = await this.queue.read(4);
+        const magic = decodeReplyMagic(head);
+        if (magic === NBD_MAGIC.NBD_SIMPLE_REPLY_MAGIC) await this.onSimpleReply(head);
+        else await this.onStructuredChunk(head);
+      }
+    } catch (err) {
+      if (this.closing && this.pending.size === 0) return;
+      this.fail(this.describeFailure(err));
+    }
+  }
+
+  private describeFailure(err: unknown): Error {
+    if (isCairnError(err) && err.code === 'ERR_NBD_PROTOCOL' && err.message.startsWith('NBD connection closed')) {
+      const mid = err.context['truncated'] === true;
+      return new CairnError(
+        'ERR_IO',
+        mid
+          ? `NBD server ${this.opts.where} dropped the connection in the middle of a reply (short read)`
+          : `NBD server ${this.opts.where} dropped the connection`,
+        { where: this.opts.where },
+        { cause: err },
+      );
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  private take(cookie: bigint): Pending {
+    const p = this.pending.get(cookie);
+    if (!p) throw nbdProtocolError(`NBD server ${this.opts.where} replied to unknown cookie ${cookie}`);
+    return p;
+  }
+
+  private async onSimpleReply(head: Buffer): Promise<void> {
+    const reply = decodeSimpleReply(Buffer.concat([head, await this.queue.read(NBD_SIZE.SIMPLE_REPLY - 4)]));
+    const p = this.take(reply.cookie);
+    if (reply.error !== 0) {
+      this.finish(reply.cookie, p, { error: reply.error, message: '' });
+      return;
+    }
+    if (p.type === NBD_CMD.NBD_CMD_READ) {
+      // With structured replies a successful READ must be structured; a simple one cannot be framed.
+      if (this.info.structuredReplies) throw nbdProtocolError(`NBD server ${this.opts.where} sent a simple reply to a structured READ`);
+      p.buffer = await this.queue.read(p.length);
+      p.filled = [[0, p.length]];
+    } else if (p.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
+      throw nbdProtocolError(`NBD server ${this.opts.where} answered BLOCK_STATUS without a status chunk`);
+    }
+    this.finish(reply.cookie, p, undefined);
+  }
+
+  private async onStructuredChunk(head: Buffer): Promise<void> {
+    const hdr = decodeStructuredReplyHeader(Buffer.concat([head, await this.queue.read(NBD_SIZE.STRUCTURED_REPLY_HEADER - 4)]));
+    const p = this.take(hdr.cookie);
+    const where = this.opts.where;
+    switch (hdr.type) {
+      case NBD_REPLY_TYPE.NBD_REPLY_TYPE_NONE:
+        if (hdr.length !== 0) throw nbdProtocolError(`NBD server ${where} sent a NONE chunk with a payload`);
+        if (!(hdr.flags & NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE)) throw nbdProtocolError(`NBD server ${where} sent NONE without DONE`);
+        break;
+      case NBD_REPLY_TYPE.NBD_REPLY_TYPE_OFFSET_DATA: {
+        if (p.type !== NBD_CMD.NBD_CMD_READ) throw nbdProtocolError(`NBD server ${where} sent data for ${nbdName(NBD_CMD, p.type)}`);
+        if (hdr.length < 9 || hdr.length - 8 > p.length) {
+          throw nbdProtocolError(`NBD server ${where} sent an OFFSET_DATA chunk of bad length ${hdr.length}`, { length: hdr.length });
+        }
+        const offset = readU64beSafe(await this.queue.read(8), 0, 'chunk offset');
+        const dataLength = hdr.length - 8;
+        const at = this.placeChunk(p, offset, dataLength);
+        const data = await this.queue.read(dataLength);
+        if (at === 0 && dataLength === p.length) p.buffer = data; // the whole read in one chunk: no copy
+        else data.copy((p.buffer ??= Buffer.allocUnsafe(p.length)), at);
+        break;
+      }
+      case NBD_REPLY_TYPE.NBD_REPLY_TYPE_OFFSET_HOLE: {
+        if (p.type !== NBD_CMD.NBD_CMD_READ) throw nbdProtocolError(`NBD server ${where} sent a hole for ${nbdName(NBD_CMD, p.type)}`);
+        if (hdr.length !== 12) throw nbdProtocolError(`NBD server ${where} sent an OFFSET_HOLE chunk of length ${hdr.length}`);
+        const hole = decodeOffsetHolePayload(await this.queue.read(12));
+        const at = this.placeChunk(p, hole.offset, hole.length);
+        (p.buffer ??= Buffer.allocUnsafe(p.length)).fill(0, at, at + hole.length);
+        break;
+      }
+      case NBD_REPLY_TYPE.NBD_REPLY_TYPE_BLOCK_STATUS: {
+        if (p.type !== NBD_CMD.NBD_CMD_BLOCK_STATUS) {
+          throw nbdProtocolError(`NBD server ${where} sent block status for ${nbdName(NBD_CMD, p.type)}`);
+        }
+        if (hdr.length > MAX_STATUS_CHUNK) throw nbdProtocolError(`NBD server ${where} sent a ${hdr.length}-byte status chunk`);
+        this.placeStatus(p, decodeBlockStatusPayload(await this.queue.read(hdr.length)));
+        break;
+      }
+      default: {
+        if (!(hdr.type & NBD_REPLY_TYPE_ERROR_BIT)) {
+          throw nbdProtocolError(`NBD server ${where} sent unknown reply chunk type ${hdr.type}`, { type: hdr.type });
+        }
+        if (hdr.length > MAX_ERROR_CHUNK) throw nbdProtocolError(`NBD server ${where} sent a ${hdr.length}-byte error chunk`);
+        const e = decodeErrorPayload(hdr.type, await this.queue.read(hdr.length));
+        // Unknown error chunk types still fail the request (spec); keep the first error.
+        p.remoteError ??= { error: e.error === 0 ? NBD_ERROR.NBD_EINVAL : e.error, message: e.message };
+      }
+    }
+    if (hdr.flags & NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE) this.finish(hdr.cookie, p, p.remoteError);
+  }
+
+  /** Checks a READ chunk lies inside the request and overlaps nothing already received; returns its buffer offset. */
+  private placeChunk(p: Pending, offset: number, length: number): number {
+    const start = offset - p.offset;
+    if (start < 0 || start + length > p.length) {
+      throw nbdProtocolError(`NBD server ${this.opts.where} sent read data at ${offset}+${length} outside the request ${p.offset}+${p.length}`);
+    }
+    for (const [s, e] of p.filled!) {
+      if (start < e && start + length > s) throw nbdProtocolError(`NBD server ${this.opts.where} sent overlapping read chunks at ${offset}`);
+    }
+    p.filled!.push([start, start + length]);
+    return start;
+  }
+
+  private placeStatus(p: Pending, payload: { contextId: number; descriptors: Array<{ length: number; flags: number }> }): void {
+    const where = this.opts.where;
+    const known = [...this.info.metaContexts.values()].includes(payload.contextId);
+    if (!known) throw nbdProtocolError(`NBD server ${where} sent block status for unselected context ${payload.contextId}`);
+    if (p.status!.has(payload.contextId)) throw nbdProtocolError(`NBD server ${where} sent two status chunks for one context`);
+    const end = p.offset + p.length;
+    const extents: StatusExtent[] = [];
+    let cursor = p.offset;
+    for (let i = 0; i < payload.descriptors.length; i++) {
+      const d = payload.descriptors[i]!;
+      if (d.length === 0) throw nbdProtocolError(`NBD server ${where} sent a zero-length block status extent`);
+      if (cursor >= end) throw nbdProtocolError(`NBD server ${where} sent block status extents past the requested range`);
+      if (cursor + d.length > this.info.size) {
+        throw nbdProtocolError(
+          `NBD server ${where} sent block status to ${cursor + d.length}, past the export size ${this.info.size}`,
+          { offset: cursor, length: d.length, size: this.info.size },
+        );
+      }
+      // Only the final extent may run past the request; it is clipped.
+      const length = Math.min(d.length, end - cursor);
+      const last = extents[extents.length - 1];
+      if (last && last.flags === d.flags) last.length += length;
+      else extents.push({ offset: cursor, length, flags: d.flags });
+      cursor += length;
+    }
+    p.status!.set(payload.contextId, extents);
+  }
+
+  private finish(cookie: bigint, p: Pending, remoteError: { error: number; message: string } | undefined): void {
+    this.pending.delete(cookie);
+    if (p.type === NBD_CMD.NBD_CMD_READ) this.bytesInFlight -= p.length;
+    if (remoteError) {
+      const name = nbdName(NBD_ERROR, remoteError.error);
+      p.reject(
+        new CairnError(
+          'ERR_NBD_REMOTE',
+          `NBD server ${this.opts.where} failed ${nbdName(NBD_CMD, p.type)} at offset ${p.offset}, length ${p.length}: ` +
+            `${name}${remoteError.message ? ` (${remoteError.message})` : ''}`,
+          { offset: p.offset, length: p.length, error: remoteError.error },
+        ),
+      );
+      return;
+    }
+    if (p.type === NBD_CMD.NBD_CMD_READ) {
+      const covered = p.filled!.reduce((sum, [s, e]) => sum + e - s, 0);
+      if (covered !== p.length) {
+        this.fail(
+          nbdProtocolError(`NBD server ${this.opts.where} returned a short read: ${covered} of ${p.length} bytes at offset ${p.offset}`, {
+            offset: p.offset,
+            length: p.length,
+            covered,
+          }),
+        );
+        p.reject(this.failure!);
+        return;
+      }
+      p.resolve(p.buffer);
+      return;
+    }
+    if (p.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
+      if (p.status!.size !== this.info.metaContexts.size) {
+        this.fail(nbdProtocolError(`NBD server ${this.opts.where} omitted a meta context from its block status reply`));
+        p.reject(this.failure!);
+        return;
+      }
+      p.resolve(p.status);
+      return;
+    }
+    p.resolve(undefined);
+  }
+
+  /** Fails the connection: every pending request rejects with `err`, the socket is destroyed. */
+  fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.bytesInFlight = 0;
+    this.socket.destroy();
+  }
+
+  /** Soft disconnect (NBD_CMD_DISC) when healthy; the socket is gone afterwards either way. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    if (!this.failure && !this.socket.destroyed) {
+      const cookie = this.nextCookie++;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.socket.destroy();
+          resolve();
+        }, 2000);
+        timer.unref();
+        this.socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.socket.end(encodeRequest({ flags: 0, type: NBD_CMD.NBD_CMD_DISC, cookie, offset: 0, length: 0 }));
+      });
+    }
+    for (const p of this.pending.values()) p.reject(new CairnError('ERR_IO', `NBD connection to ${this.opts.where} closed`));
+    this.pending.clear();
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,175 @@
+import { CairnError } from '../../core/errors.js';
+import { parseNbdUri, type NbdUri } from '../../formats/nbd-uri.js';
+import { NBD_TRANSMISSION_FLAG, NbdByteQueue } from '../protocol/index.js';
+import { NbdConnection, type StatusExtent } from './connection.js';
+import { negotiate, type NbdBlockSizes } from './negotiate.js';
+import { RateLimiter } from './rate-limiter.js';
+import { connectSocket, describeEndpoint } from './socket-connect.js';
+
+export interface NbdClientOptions {
+  uri: string | NbdUri;
+  /** Meta contexts to select on every connection (exact names). */
+  metaContexts?: readonly string[];
+  /** Connections wanted; more than one only when the server advertises NBD_FLAG_CAN_MULTI_CONN. */
+  connections?: number;
+  connectTimeoutMs?: number;
+  /** No byte for this long while requests are outstanding fails the client (stalled server). */
+  requestTimeoutMs?: number;
+  /** Read bandwidth cap in bytes per second. */
+  bwlimitBytesPerSec?: number;
+}
+
+export const NBD_CLIENT_DEFAULTS = {
+  connectTimeoutMs: 30_000,
+  requestTimeoutMs: 60_000,
+} as const;
+
+/**
+ * A read-side NBD client over one or more connections to the same export. Reads spread over the
+ * connections (least bytes in flight first); block status and trim use the first one, so answers
+ * about the disk come in the order they were asked. The first failure of any connection fails the
+ * client: a backup never continues on a half-broken session.
+ */
+export class NbdClient {
+  private readonly limiter: RateLimiter | undefined;
+  private closed = false;
+  private bytesReadTotal = 0;
+
+  private constructor(
+    readonly uri: NbdUri,
+    readonly where: string,
+    private readonly conns: NbdConnection[],
+    bwlimit: number | undefined,
+  ) {
+    this.limiter = bwlimit ? new RateLimiter(bwlimit) : undefined;
+  }
+
+  static async open(options: NbdClientOptions): Promise<NbdClient> {
+    const uri = typeof options.uri === 'string' ? parseNbdUri(options.uri) : options.uri;
+    if (uri.tls) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', 'NBD over TLS (nbds://) is not supported yet', { exportName: uri.exportName });
+    }
+    const where = `${describeEndpoint(uri.endpoint)} export ${JSON.stringify(uri.exportName)}`;
+    const first = await openConnection(uri, where, options);
+    const conns = [first];
+    try {
+      const wanted = Math.max(1, Math.floor(options.connections ?? 1));
+      const multi = (first.info.transmissionFlags & NBD_TRANSMISSION_FLAG.NBD_FLAG_CAN_MULTI_CONN) !== 0;
+      if (wanted > 1 && multi) {
+        const more = await Promise.allSettled(Array.from({ length: wanted - 1 }, () => openConnection(uri, where, options)));
+        for (const r of more) if (r.status === 'fulfilled') conns.push(r.value);
+        const bad = more.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (bad) throw bad.reason;
+        for (const c of conns) {
+          if (c.info.size !== first.info.size) {
+            throw new CairnError('ERR_NBD_PROTOCOL', `NBD server ${where} reports different sizes on two connections`);
+          }
+        }
+      }
+    } catch (err) {
+      await Promise.all(conns.map((c) => c.close()));
+      throw err;
+    }
+    return new NbdClient(uri, where, conns, options.bwlimitBytesPerSec);
+  }
+
+  get size(): number {
+    return this.conns[0]!.info.size;
+  }
+
+  get transmissionFlags(): number {
+    return this.conns[0]!.info.transmissionFlags;
+  }
+
+  get blockSizes(): NbdBlockSizes {
+    return this.conns[0]!.info.blockSizes;
+  }
+
+  get connectionCount(): number {
+    return this.conns.length;
+  }
+
+  get canTrim(): boolean {
+    const f = this.transmissionFlags;
+    return (f & NBD_TRANSMISSION_FLAG.NBD_FLAG_SEND_TRIM) !== 0 && (f & NBD_TRANSMISSION_FLAG.NBD_FLAG_READ_ONLY) === 0;
+  }
+
+  get canMultiConn(): boolean {
+    return (this.transmissionFlags & NBD_TRANSMISSION_FLAG.NBD_FLAG_CAN_MULTI_CONN) !== 0;
+  }
+
+  get bytesRead(): number {
+    return this.bytesReadTotal;
+  }
+
+  hasMetaContext(name: string): boolean {
+    return this.conns[0]!.info.metaContexts.has(name);
+  }
+
+  /** Reads one request's worth (the caller keeps `length` within `blockSizes.maximum`). */
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (this.limiter) await this.limiter.take(length);
+    let best = this.conns[0]!;
+    for (const c of this.conns) if (c.inFlightBytes < best.inFlightBytes) best = c;
+    const data = await this.guard(best.read(offset, length));
+    this.bytesReadTotal += length;
+    return data;
+  }
+
+  /** Block status of one selected meta context over [offset, offset+length), contiguous from `offset`. */
+  async blockStatus(context: string, offset: number, length: number): Promise<StatusExtent[]> {
+    const conn = this.conns[0]!;
+    const id = conn.info.metaContexts.get(context);
+    if (id === undefined) throw new CairnError('ERR_INVALID_ARGUMENT', `meta context ${context} was not negotiated`);
+    const status = await this.guard(conn.blockStatus(offset, length));
+    return status.get(id)!;
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    await this.guard(this.conns[0]!.trim(offset, length));
+  }
+
+  /** A connection failure (drop, stall, protocol violation) takes every connection down. */
+  private async guard<T>(op: Promise<T>): Promise<T> {
+    try {
+      return await op;
+    } catch (err) {
+      const failedConn = this.conns.find((c) => c.failed);
+      if (failedConn) for (const c of this.conns) c.fail(failedConn.failed!);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.conns.map((c) => c.close()));
+  }
+}
+
+async function openConnection(uri: NbdUri, where: string, options: NbdClientOptions): Promise<NbdConnection> {
+  const connectTimeoutMs = options.connectTimeoutMs ?? NBD_CLIENT_DEFAULTS.connectTimeoutMs;
+  const socket = await connectSocket(uri.endpoint, connectTimeoutMs);
+  // The high-water mark bounds what the kernel can push ahead of the reply loop per connection.
+  const queue = NbdByteQueue.fromStream(socket, 8 * 1024 * 1024);
+  const timer = setTimeout(() => {
+    socket.destroy(new CairnError('ERR_TIMEOUT', `NBD server ${where} did not finish the handshake within ${connectTimeoutMs} ms`));
+  }, connectTimeoutMs);
+  try {
+    const info = await negotiate(socket, queue, { exportName: uri.exportName, metaContexts: options.metaContexts ?? [], where });
+    return new NbdConnection(socket, queue, info, {
+      requestTimeoutMs: options.requestTimeoutMs ?? NBD_CLIENT_DEFAULTS.requestTimeoutMs,
+      where,
+    });
+  } catch (err) {
+    socket.destroy();
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof CairnError && cause.code === 'ERR_TIMEOUT') throw cause;
+    if (err instanceof CairnError && err.code === 'ERR_NBD_PROTOCOL' && err.message.startsWith('NBD connection closed')) {
+      throw new CairnError('ERR_IO', `NBD server ${where} closed the connection during the handshake`, {}, { cause: err });
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
