@@ -4,3 +4,5 @@ export * from './errors.js';
 export * from './extent.js';
 export * from './block-reader.js';
 export * from './catalog.js';
+export * from './chunk-store.js';
+export * from './changed-blocks.js';

@@ -1,17 +1,11 @@
 import type { Extent } from '../core/extent.js';
+import type { ChangedBlocks } from '../core/changed-blocks.js';
 
-/**
- * Which blocks changed since the base point, as a hypervisor's changed-block tracking reports it.
- * Bit n covers bytes [n*blockSize, (n+1)*blockSize).
- */
-export interface ChangedBlocks {
-  readonly blockSize: number;
-  isChanged(blockIndex: number): boolean;
-  /** Number of blocks the bitmap covers; blocks beyond it are treated as changed. */
-  readonly blockCount: number;
-}
+export type { ChangedBlocks };
 
 export interface ExtentPlan {
+  /** The repository's chunk size: sources align their reads to it so one read feeds one chunk. */
+  chunkSize: number;
   /** True when a base point exists for this disk: `unchanged` extents are allowed. */
   hasBase: boolean;
   /** Size of the disk in the base point, when there is one. */

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "cairn_native",
+      "sources": ["cairn_native.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

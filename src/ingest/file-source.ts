@@ -1,0 +1,115 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { CairnError, systemErrorCode } from '../core/errors.js';
+import type { Extent } from '../core/extent.js';
+import { blockDeviceSize, dataRanges } from '../util/native.js';
+import { changeRuns } from './change-runs.js';
+import type { DiskSource, ExtentPlan } from './disk-source.js';
+import { orderedPrefetch } from './read-ahead.js';
+
+const READ_AHEAD = 4;
+
+type Step = { offset: number; length: number; kind: 'read' | 'zero' | 'unchanged' };
+
+/** A raw disk image in a file or a block device. Holes of sparse files are found with SEEK_DATA/SEEK_HOLE. */
+export class FileSource implements DiskSource {
+  bytesRead = 0;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+    readonly size: number,
+    private readonly isBlockDevice: boolean,
+  ) {}
+
+  get description(): string {
+    return this.isBlockDevice ? `block device ${this.path}` : `file ${this.path}`;
+  }
+
+  static async open(path: string): Promise<FileSource> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (err) {
+      const reason = systemErrorCode(err) === 'ENOENT' ? 'no such file' : (err as Error).message;
+      throw new CairnError('ERR_SOURCE', `cannot open source ${path}: ${reason}`, { file: path }, { cause: err });
+    }
+    try {
+      const info = await handle.stat();
+      if (info.isDirectory()) throw new CairnError('ERR_SOURCE', `source ${path} is a directory, not a disk image`, { file: path });
+      const isBlockDevice = info.isBlockDevice();
+      const size = isBlockDevice ? await blockDeviceSize(handle.fd, info.rdev) : info.size;
+      return new FileSource(handle, path, size, isBlockDevice);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /** What to do with each range: read it, record zeros (a hole of a sparse file), or take it from the base. */
+  private *steps(plan: ExtentPlan): Generator<Step> {
+    for (const run of changeRuns(this.size, plan)) {
+      if (!run.changed) {
+        yield { offset: run.offset, length: run.length, kind: 'unchanged' };
+        continue;
+      }
+      let position = run.offset;
+      const end = run.offset + run.length;
+      const ranges = this.isBlockDevice ? [{ offset: run.offset, length: run.length }] : dataRanges(this.handle.fd, run.offset, end);
+      for (const range of ranges) {
+        if (range.offset > position) yield { offset: position, length: range.offset - position, kind: 'zero' };
+        yield* splitAtChunks(range.offset, range.length, plan.chunkSize);
+        position = range.offset + range.length;
+      }
+      if (position < end) yield { offset: position, length: end - position, kind: 'zero' };
+    }
+  }
+
+  private async readStep(step: Step): Promise<Extent> {
+    if (step.kind !== 'read') return { offset: step.offset, length: step.length, kind: step.kind };
+    const data = Buffer.allocUnsafe(step.length);
+    let filled = 0;
+    while (filled < step.length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await this.handle.read(data, filled, step.length - filled, step.offset + filled));
+      } catch (err) {
+        throw new CairnError('ERR_SOURCE', `cannot read ${this.description} at offset ${step.offset + filled}: ${(err as Error).message}`, {
+          file: this.path,
+          offset: step.offset + filled,
+        }, { cause: err });
+      }
+      if (bytesRead === 0) {
+        throw new CairnError('ERR_SOURCE', `${this.description} is truncated: it ended at offset ${step.offset + filled}, expected ${this.size} bytes`, {
+          file: this.path,
+          offset: step.offset + filled,
+        });
+      }
+      filled += bytesRead;
+      this.bytesRead += bytesRead;
+    }
+    return { offset: step.offset, length: step.length, kind: 'data', data };
+  }
+
+  extents(plan: ExtentPlan): AsyncIterable<Extent> {
+    const steps = this.steps(plan);
+    const producers = (function* (source: FileSource) {
+      for (const step of steps) yield () => source.readStep(step);
+    })(this);
+    return orderedPrefetch(producers, READ_AHEAD);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Read steps no longer than a chunk and never crossing a chunk boundary. */
+function* splitAtChunks(offset: number, length: number, chunkSize: number): Generator<Step> {
+  let position = offset;
+  const end = offset + length;
+  while (position < end) {
+    const next = Math.min(end, (Math.floor(position / chunkSize) + 1) * chunkSize);
+    yield { offset: position, length: next - position, kind: 'read' };
+    position = next;
+  }
+}

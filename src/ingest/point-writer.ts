@@ -1,0 +1,144 @@
+import { CairnError } from '../core/errors.js';
+import type { ChunkStore } from '../core/chunk-store.js';
+import { isAllZero } from '../util/bytes.js';
+import { sha256Hex } from '../store/chunk-format.js';
+import { DigestList, type DiskIndex } from '../store/disk-index.js';
+import { assembleChunks, type AssembledChunk } from './chunk-assembler.js';
+import type { DiskSource, ExtentPlan } from './disk-source.js';
+
+/** The same disk in the base point: where `unchanged` extents are taken from. */
+export interface BaseDisk {
+  size: number;
+  digests: DigestList;
+}
+
+export interface DiskWriteStats {
+  bytesRead: number;
+  /** Bytes written to the repository for new chunks (after compression). */
+  bytesStored: number;
+  chunksWritten: number;
+  chunksReused: number;
+  dataChunks: number;
+}
+
+export interface DiskWriteOptions {
+  source: DiskSource;
+  store: ChunkStore;
+  chunkSize: number;
+  base?: BaseDisk;
+  plan: ExtentPlan;
+  /** Chunks processed at once; bounds memory to about 2 × concurrency × chunkSize. */
+  concurrency?: number;
+  onProgress?: (bytesDone: number) => void;
+  signal?: AbortSignal;
+}
+
+function defaultConcurrency(chunkSize: number): number {
+  return Math.max(2, Math.min(8, Math.floor((32 * 1024 * 1024) / chunkSize)));
+}
+
+/**
+ * Writes one disk's extent stream into the chunk store and returns its index. Whole-chunk unchanged
+ * ranges reuse the base digest without reading; partly changed chunks read the base chunk once;
+ * all-zero chunks become holes; a chunk already in the store is touched (so GC keeps it), not rewritten.
+ */
+export async function writeDisk(options: DiskWriteOptions): Promise<{ index: DiskIndex; stats: DiskWriteStats }> {
+  const { source, store, chunkSize, base } = options;
+  const digests = new DigestList(source.size !== undefined ? Math.ceil(source.size / chunkSize) : 16);
+  const stats: DiskWriteStats = { bytesRead: 0, bytesStored: 0, chunksWritten: 0, chunksReused: 0, dataChunks: 0 };
+  const limit = options.concurrency ?? defaultConcurrency(chunkSize);
+  const inFlight = new Set<Promise<void>>();
+  const finished = new Map<number, { offset: number; length: number }>();
+  let nextToAcknowledge = 0;
+  let bytesDone = 0;
+  let failure: unknown;
+  let diskSize = 0;
+
+  async function baseChunk(index: number): Promise<Buffer | undefined> {
+    const digest = base?.digests.get(index);
+    return digest === undefined ? undefined : store.readChunk(digest);
+  }
+
+  async function materialize(chunk: AssembledChunk): Promise<Buffer> {
+    const only = chunk.parts[0];
+    if (chunk.parts.length === 1 && only?.kind === 'data' && only.data) return only.data;
+    const plain = Buffer.alloc(chunk.length);
+    let baseData: Buffer | undefined | null = null;
+    for (const part of chunk.parts) {
+      if (part.kind === 'data') part.data!.copy(plain, part.start);
+      else if (part.kind === 'unchanged') {
+        if (baseData === null) baseData = await baseChunk(chunk.index);
+        // Beyond the base data (a hole, or a disk that grew) the base reads as zeros.
+        if (baseData) baseData.copy(plain, part.start, part.start, Math.min(baseData.length, part.start + part.length));
+      }
+    }
+    return plain;
+  }
+
+  async function storeChunk(chunk: AssembledChunk): Promise<string | undefined> {
+    const parts = chunk.parts;
+    const baseDigest = base?.digests.get(chunk.index);
+    const baseLength = base ? Math.max(0, Math.min(chunkSize, base.size - chunk.offset)) : 0;
+    if (parts.every((p) => p.kind === 'unchanged') && chunk.length === baseLength) {
+      if (baseDigest !== undefined && !(await store.touchChunk(baseDigest))) {
+        throw new CairnError('ERR_CHUNK_MISSING', `chunk ${baseDigest} of the base point is missing; run 'cairn verify'`, { chunkId: baseDigest });
+      }
+      return baseDigest;
+    }
+    if (parts.every((p) => p.kind === 'zero')) return undefined;
+    const plain = await materialize(chunk);
+    if (isAllZero(plain)) return undefined;
+    const digest = sha256Hex(plain);
+    if (await store.touchChunk(digest)) {
+      stats.chunksReused++;
+    } else {
+      stats.bytesStored += await store.writeChunk(digest, plain);
+      stats.chunksWritten++;
+    }
+    return digest;
+  }
+
+  async function acknowledgeInOrder(): Promise<void> {
+    while (finished.has(nextToAcknowledge)) {
+      const range = finished.get(nextToAcknowledge)!;
+      finished.delete(nextToAcknowledge);
+      nextToAcknowledge++;
+      if (source.acknowledgeStored) await source.acknowledgeStored(range.offset, range.length);
+    }
+  }
+
+  function start(chunk: AssembledChunk): void {
+    const job = (async () => {
+      const digest = await storeChunk(chunk);
+      digests.set(chunk.index, digest);
+      if (digest !== undefined) stats.dataChunks++;
+      finished.set(chunk.index, { offset: chunk.offset, length: chunk.length });
+      bytesDone += chunk.length;
+      options.onProgress?.(bytesDone);
+      await acknowledgeInOrder();
+    })().catch((err: unknown) => {
+      failure ??= err;
+    });
+    inFlight.add(job);
+    void job.finally(() => inFlight.delete(job));
+  }
+
+  try {
+    for await (const chunk of assembleChunks(source.extents(options.plan), chunkSize, source.size)) {
+      if (failure) break;
+      options.signal?.throwIfAborted();
+      diskSize = chunk.offset + chunk.length;
+      start(chunk);
+      while (inFlight.size >= limit) await Promise.race(inFlight);
+    }
+  } catch (err) {
+    failure ??= err;
+  }
+  await Promise.all(inFlight);
+  if (failure) throw failure;
+
+  const size = source.size ?? diskSize;
+  digests.resize(Math.ceil(size / chunkSize));
+  stats.bytesRead = source.bytesRead;
+  return { index: { chunkSize, diskSize: size, digests }, stats };
+}

@@ -1,0 +1,171 @@
+import { open, readFile, readdir, rename, stat, unlink, utimes, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CairnError, systemErrorCode } from '../core/errors.js';
+import type { ChunkStore } from '../core/chunk-store.js';
+import { decodeChunk, encodeChunk } from './chunk-format.js';
+import { tempPathFor } from '../util/atomic-file.js';
+import { syncFilesystem } from '../util/native.js';
+
+const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
+
+export interface StoredChunk {
+  digest: string;
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** Translates a failed write into ERR_NO_SPACE where that is the reason, so the CLI can say so plainly. */
+export function translateWriteError(err: unknown, path: string): unknown {
+  const code = systemErrorCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new CairnError('ERR_NO_SPACE', `no space left on the repository's filesystem (writing ${path})`, { file: path }, { cause: err });
+  }
+  return err;
+}
+
+/**
+ * Chunks as files under `chunks/<first two hex digits>/<digest>`. Writes go to a temp file and are
+ * renamed into place, so a reader sees a whole chunk or none. Durability is deferred: the writer calls
+ * `syncNewChunks()` once before it publishes a manifest (one syncfs instead of an fsync per chunk).
+ */
+export class FsChunkStore implements ChunkStore {
+  private readonly dir: string;
+  private readonly unsynced = new Set<string>();
+
+  constructor(root: string) {
+    this.dir = join(root, 'chunks');
+  }
+
+  chunkPath(digest: string): string {
+    if (!DIGEST_PATTERN.test(digest)) throw new CairnError('ERR_INVALID_ARGUMENT', `invalid chunk digest '${digest}'`);
+    return join(this.dir, digest.slice(0, 2), digest);
+  }
+
+  async readChunk(digest: string): Promise<Buffer> {
+    const path = this.chunkPath(digest);
+    let file: Buffer;
+    try {
+      file = await readFile(path);
+    } catch (err) {
+      if (systemErrorCode(err) === 'ENOENT') {
+        throw new CairnError('ERR_CHUNK_MISSING', `chunk ${digest} is missing from the repository`, { chunkId: digest, file: path });
+      }
+      throw new CairnError('ERR_IO', `cannot read chunk ${digest}: ${(err as Error).message}`, { chunkId: digest, file: path }, { cause: err });
+    }
+    return decodeChunk(file, digest);
+  }
+
+  async touchChunk(digest: string): Promise<boolean> {
+    const now = new Date();
+    try {
+      await utimes(this.chunkPath(digest), now, now);
+      return true;
+    } catch (err) {
+      if (systemErrorCode(err) === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  /** Stores a chunk; returns the bytes it takes on disk. */
+  async writeChunk(digest: string, plain: Buffer): Promise<number> {
+    const path = this.chunkPath(digest);
+    const parts = await encodeChunk(plain);
+    const temp = tempPathFor(path);
+    try {
+      const handle = await open(temp, 'wx', 0o444).catch(async (err: unknown) => {
+        if (systemErrorCode(err) !== 'ENOENT') throw err;
+        await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
+        return open(temp, 'wx', 0o444);
+      });
+      try {
+        await handle.writev(parts);
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw translateWriteError(err, path);
+    }
+    this.unsynced.add(path);
+    return parts.reduce((sum, part) => sum + part.length, 0);
+  }
+
+  /** Makes every chunk written through this instance durable. */
+  async syncNewChunks(): Promise<void> {
+    if (this.unsynced.size === 0) return;
+    const handle = await open(this.dir, 'r');
+    try {
+      if (syncFilesystem(handle.fd)) {
+        this.unsynced.clear();
+        return;
+      }
+    } finally {
+      await handle.close();
+    }
+    // No syncfs: fsync each new chunk and each directory that gained one.
+    const dirs = new Set<string>();
+    for (const path of this.unsynced) {
+      const file = await open(path, 'r');
+      try {
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      dirs.add(join(path, '..'));
+    }
+    for (const dir of dirs) {
+      const handle = await open(dir, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    this.unsynced.clear();
+  }
+
+  /** Every stored chunk file (temp files excluded). */
+  async *listChunks(): AsyncIterable<StoredChunk> {
+    let prefixes: string[];
+    try {
+      prefixes = (await readdir(this.dir)).filter((name) => /^[0-9a-f]{2}$/.test(name)).sort();
+    } catch (err) {
+      if (systemErrorCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    for (const prefix of prefixes) {
+      const names = await readdir(join(this.dir, prefix));
+      for (const name of names) {
+        if (!DIGEST_PATTERN.test(name)) continue;
+        const path = join(this.dir, prefix, name);
+        try {
+          const info = await stat(path);
+          yield { digest: name, path, size: info.size, mtimeMs: info.mtimeMs };
+        } catch (err) {
+          if (systemErrorCode(err) !== 'ENOENT') throw err;
+        }
+      }
+    }
+  }
+
+  /** Temp files left by writers that died (only those older than `olderThanMs`). */
+  async *listStaleTempFiles(olderThanMs: number): AsyncIterable<string> {
+    let prefixes: string[];
+    try {
+      prefixes = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const prefix of prefixes) {
+      const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
+      for (const name of names) {
+        if (!name.startsWith('.tmp-')) continue;
+        const path = join(this.dir, prefix, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info && info.mtimeMs < olderThanMs) yield path;
+      }
+    }
+  }
+}
