@@ -2,6 +2,7 @@ import type { BlockReader } from '../core/block-reader.js';
 import type { Catalog } from '../core/catalog.js';
 import { CairnError } from '../core/errors.js';
 import type { CairnUrl } from '../url/cairn-url.js';
+import { openPartition } from '../guest/partition-reader.js';
 
 /** Opens what a pseudo-URL names as a BlockReader: a whole disk, or one partition of it. */
 export async function openUrlReader(catalog: Catalog, url: CairnUrl): Promise<BlockReader> {
@@ -11,5 +12,5 @@ export async function openUrlReader(catalog: Catalog, url: CairnUrl): Promise<Bl
   const disk = await catalog.openDisk(url.vm, url.point, url.disk);
   if (url.partition === undefined) return disk;
   // --- partitions (src/guest) ---
-  throw new CairnError('ERR_NOT_FOUND', `partition p${url.partition} cannot be opened: partition tables are not supported yet`);
+  return (await openPartition(disk, url.partition)).reader;
 }
