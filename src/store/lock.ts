@@ -33,6 +33,11 @@ async function readLock(path: string): Promise<LockInfo | undefined> {
   }
 }
 
+/** True when `pid` names no running process on this host. */
+export function isProcessGone(pid: number): boolean {
+  return !isProcessAlive(pid);
+}
+
 /** A lock whose holder died on this host (kill -9, power loss of a process) is stale and may be taken. */
 export function isStale(info: LockInfo | undefined): boolean {
   return info === undefined || (info.host === hostname() && !isProcessAlive(info.pid));
