@@ -1,0 +1,179 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { NbdClient } from '../../../../src/nbd/client/index.js';
+import {
+  NBD_CMD,
+  NBD_ERROR,
+  encodeBlockStatusChunk,
+  encodeErrorChunk,
+  encodeOffsetDataHeader,
+  encodeOffsetHoleChunk,
+  encodeSimpleReply,
+} from '../../../../src/nbd/protocol/index.js';
+import { DONE, startFakeServer, type FakeServer, type FakeServerOptions } from './misbehaving-server.js';
+
+const disk = Buffer.alloc(1024 * 1024);
+for (let i = 0; i < disk.length; i++) disk[i] = (i * 7 + (i >> 12)) & 0xff;
+
+let server: FakeServer | undefined;
+let client: NbdClient | undefined;
+afterEach(async () => {
+  await client?.close();
+  await server?.close();
+  client = server = undefined;
+});
+
+async function connect(opts: Partial<FakeServerOptions> = {}, requestTimeoutMs = 5000): Promise<NbdClient> {
+  server = await startFakeServer({ disk, ...opts });
+  client = await NbdClient.open({ uri: server.uri, metaContexts: ['base:allocation'], requestTimeoutMs });
+  return client;
+}
+
+describe('NbdClient against a (misbehaving) fake server', () => {
+  it('reads and queries block status from a well-behaved reply', async () => {
+    const c = await connect({ status: () => [{ length: 4096, flags: 3 }, { length: 65536, flags: 0 }] });
+    expect(c.size).toBe(disk.length);
+    expect(c.canTrim).toBe(true);
+    expect(await c.read(1000, 5000)).toEqual(disk.subarray(1000, 6000));
+    expect(await c.blockStatus('base:allocation', 0, 65536)).toEqual([
+      { offset: 0, length: 4096, flags: 3 },
+      { offset: 4096, length: 61440, flags: 0 },
+    ]);
+  });
+
+  it('assembles reads from data and hole chunks in any order', async () => {
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        const half = req.length / 2;
+        sock.write(encodeOffsetHoleChunk(req.cookie, 0, req.offset + half, half));
+        sock.write(encodeOffsetDataHeader(req.cookie, DONE, req.offset, half));
+        sock.write(disk.subarray(req.offset, req.offset + half));
+        return true;
+      },
+    });
+    const got = await c.read(8192, 8192);
+    expect(got.subarray(0, 4096)).toEqual(disk.subarray(8192, 12288));
+    expect(got.subarray(4096).every((b) => b === 0)).toBe(true);
+  });
+
+  it('falls back to simple replies and EXPORT_NAME for old servers', async () => {
+    const c = await connect({ structuredReplies: false, noGo: true });
+    expect(c.hasMetaContext('base:allocation')).toBe(false);
+    expect(await c.read(0, 65536)).toEqual(disk.subarray(0, 65536));
+  });
+
+  it('fails one request on an NBD error reply and keeps the connection', async () => {
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ || req.offset !== 0) return false;
+        sock.write(encodeErrorChunk(req.cookie, DONE, NBD_ERROR.NBD_EIO, 'injected'));
+        return true;
+      },
+    });
+    await expect(c.read(0, 512)).rejects.toMatchObject({ code: 'ERR_NBD_REMOTE', message: expect.stringMatching(/NBD_EIO.*injected/) });
+    expect(await c.read(512, 512)).toEqual(disk.subarray(512, 1024));
+  });
+
+  it('refuses a block-status reply that runs past the export size', async () => {
+    const c = await connect({ status: (req) => [{ length: disk.length - req.offset + 4096, flags: 0 }] });
+    await expect(c.blockStatus('base:allocation', disk.length - 65536, 65536)).rejects.toMatchObject({
+      code: 'ERR_NBD_PROTOCOL',
+      message: expect.stringMatching(/past the export size/),
+    });
+    // A protocol violation poisons the connection: nothing more is trusted from it.
+    await expect(c.read(0, 512)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL' });
+  });
+
+  it('refuses extents after the requested range is covered, zero-length extents and unknown contexts', async () => {
+    for (const status of [
+      () => [{ length: 512, flags: 0 }, { length: 0, flags: 0 }],
+      (req: { length: number }) => [{ length: req.length, flags: 0 }, { length: 512, flags: 0 }],
+    ]) {
+      const c = await connect({ status });
+      await expect(c.blockStatus('base:allocation', 0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL' });
+      await client!.close();
+      await server!.close();
+    }
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_BLOCK_STATUS) return false;
+        sock.write(encodeBlockStatusChunk(req.cookie, DONE, 99, [{ length: req.length, flags: 0 }]));
+        return true;
+      },
+    });
+    await expect(c.blockStatus('base:allocation', 0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL' });
+  });
+
+  it('reports a structured read that ends short', async () => {
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        sock.write(encodeOffsetDataHeader(req.cookie, DONE, req.offset, req.length - 512));
+        sock.write(disk.subarray(req.offset, req.offset + req.length - 512));
+        return true;
+      },
+    });
+    await expect(c.read(0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL', message: expect.stringMatching(/short read/) });
+  });
+
+  it('refuses read chunks outside the request or overlapping each other', async () => {
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        sock.write(encodeOffsetDataHeader(req.cookie, 0, req.offset, 512));
+        sock.write(disk.subarray(req.offset, req.offset + 512));
+        sock.write(encodeOffsetHoleChunk(req.cookie, DONE, req.offset + 256, req.length - 256));
+        return true;
+      },
+    });
+    await expect(c.read(0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL', message: expect.stringMatching(/overlapping/) });
+    await client!.close();
+    await server!.close();
+    const c2 = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        sock.write(encodeOffsetHoleChunk(req.cookie, DONE, req.offset + 4096, 512));
+        return true;
+      },
+    });
+    await expect(c2.read(0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL', message: expect.stringMatching(/outside the request/) });
+  });
+
+  it('refuses a reply to a cookie it never sent', async () => {
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        sock.write(encodeSimpleReply(req.cookie + 1000n, 0));
+        return true;
+      },
+    });
+    await expect(c.read(0, 512)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL', message: expect.stringMatching(/unknown cookie/) });
+  });
+
+  it('reports a connection dropped mid-reply as a short read', async () => {
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        sock.write(encodeOffsetDataHeader(req.cookie, DONE, req.offset, req.length));
+        sock.end(disk.subarray(req.offset, req.offset + 100));
+        return true;
+      },
+    });
+    await expect(c.read(0, 4096)).rejects.toMatchObject({ code: 'ERR_IO', message: expect.stringMatching(/short read/) });
+  });
+
+  it('times out when the server stops answering', async () => {
+    const c = await connect({ onRequest: (req) => req.type === NBD_CMD.NBD_CMD_READ }, 300);
+    const started = Date.now();
+    await expect(c.read(0, 512)).rejects.toMatchObject({ code: 'ERR_TIMEOUT', message: expect.stringMatching(/stalled/) });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('names a missing export', async () => {
+    server = await startFakeServer({ disk, exportName: 'other' });
+    await expect(NbdClient.open({ uri: server.uri.replace('/other', '/missing') })).rejects.toMatchObject({
+      code: 'ERR_NOT_FOUND',
+      message: expect.stringMatching(/no export "missing".*no such export/),
+    });
+  });
+});
