@@ -1,0 +1,185 @@
+import type { FuseOperations, FuseStat, FuseStatfs } from 'fuse-native';
+import type { BlockReader } from '../core/block-reader.js';
+import type { Catalog } from '../core/catalog.js';
+import { isCairnError } from '../core/errors.js';
+import type { Logger } from '../log/index.js';
+import type { CatalogTree, TreeNode } from './catalog-tree.js';
+import { ERRNO, fuseErrnoOf } from './errno.js';
+import { SequentialReadAhead } from './read-ahead.js';
+
+export interface Ownership {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Modes: a restore point is as sensitive as the disk it copies, so files are readable by owner and
+ * group only (the mounting user unless told otherwise); the kernel enforces them (default_permissions).
+ */
+export const MODES = { dir: 0o040550, file: 0o100440, symlink: 0o120777 } as const;
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const NAME_MAX = 255;
+
+interface OpenFile {
+  path: string;
+  reader: BlockReader;
+  readAhead: SequentialReadAhead;
+}
+
+/** Counts requests being served, so an unmount can let them finish first. */
+export class InFlight {
+  private count = 0;
+  private waiters: Array<() => void> = [];
+
+  track<T>(work: Promise<T>): Promise<T> {
+    this.count++;
+    return work.finally(() => {
+      this.count--;
+      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Resolves once nothing is in flight, or after `timeoutMs` whatever remains. */
+  drained(timeoutMs: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function statOf(node: TreeNode, owner: Ownership, blockSize: number): FuseStat {
+  const time = new Date(node.mtimeMs);
+  const base = { uid: owner.uid, gid: owner.gid, mtime: time, atime: time, ctime: time };
+  switch (node.kind) {
+    case 'dir':
+      return { ...base, mode: MODES.dir, size: 4096, nlink: 2 };
+    case 'symlink':
+      return { ...base, mode: MODES.symlink, size: Buffer.byteLength(node.target), nlink: 1 };
+    case 'file':
+      // st_blocks in 512-byte units; st_blksize tells cp and dd the chunk size is the good I/O size.
+      return { ...base, mode: MODES.file, size: node.size, nlink: 1, blksize: blockSize, blocks: Math.ceil(node.size / 512) };
+  }
+}
+
+/** Picks a fragment size that keeps block counts within the 32 bits fuse-native passes. */
+function statfsOf(space: { totalBytes: number; freeBytes: number }): FuseStatfs {
+  let frsize = 4096;
+  while (space.totalBytes / frsize >= 2 ** 32) frsize *= 2;
+  const blocks = Math.floor(space.totalBytes / frsize);
+  const free = Math.floor(space.freeBytes / frsize);
+  return { bsize: frsize, frsize, blocks, bfree: free, bavail: free, files: 0, ffree: 0, favail: 0, fsid: 0x6361726e, flag: 1, namemax: NAME_MAX };
+}
+
+/**
+ * The fuse-native handlers over a CatalogTree. Every callback answers exactly once and never throws:
+ * failures become errnos through fuseErrnoOf; damaged data is logged with the chunk it came from.
+ */
+export function makeFuseOperations(
+  tree: CatalogTree,
+  catalog: Catalog,
+  options: { owner: Ownership; blockSize: number; log: Logger; inFlight: InFlight },
+): FuseOperations {
+  const { owner, log, inFlight } = options;
+  const files = new Map<number, OpenFile>();
+  let nextFd = 1;
+
+  function answer<T>(work: () => Promise<T>, reply: (value: T) => void, fail: (errno: number) => void, what: string): void {
+    inFlight
+      .track(Promise.resolve().then(work))
+      .then(reply, (err: unknown) => {
+        const errno = fuseErrnoOf(err);
+        if (!isCairnError(err, 'ERR_NOT_FOUND')) {
+          const context = isCairnError(err) ? { code: err.code, ...err.context } : { err };
+          log.warn(context, `${what}: ${(err as Error).message ?? String(err)}`);
+        }
+        fail(errno);
+      })
+      .catch((err: unknown) => log.error({ err }, `FUSE reply failed for ${what}`));
+  }
+
+  return {
+    getattr(path, cb) {
+      answer(() => tree.lookup(path), (node) => cb(0, statOf(node, owner, options.blockSize)), (e) => cb(e), `getattr ${path}`);
+    },
+    fgetattr(path, _fd, cb) {
+      answer(() => tree.lookup(path), (node) => cb(0, statOf(node, owner, options.blockSize)), (e) => cb(e), `getattr ${path}`);
+    },
+    readdir(path, cb) {
+      answer(() => tree.list(path), (names) => cb(0, ['.', '..', ...names]), (e) => cb(e), `readdir ${path}`);
+    },
+    readlink(path, cb) {
+      answer(
+        () => tree.lookup(path),
+        (node) => (node.kind === 'symlink' ? cb(0, node.target) : cb(ERRNO.EINVAL)),
+        (e) => cb(e),
+        `readlink ${path}`,
+      );
+    },
+    open(path, flags, cb) {
+      if ((flags & O_ACCMODE) !== O_RDONLY) {
+        cb(ERRNO.EROFS);
+        return;
+      }
+      answer(
+        async () => {
+          const node = await tree.lookup(path);
+          if (node.kind !== 'file') return undefined;
+          return node.open();
+        },
+        (reader) => {
+          if (!reader) {
+            cb(ERRNO.EISDIR);
+            return;
+          }
+          const fd = nextFd++;
+          // fuse-native passes fds as uint32 and treats 0 as "none": wrap well before that.
+          if (nextFd > 0x7fffffff) nextFd = 1;
+          files.set(fd, { path, reader, readAhead: new SequentialReadAhead(reader) });
+          cb(0, fd);
+        },
+        (e) => cb(e),
+        `open ${path}`,
+      );
+    },
+    release(_path, fd, cb) {
+      files.delete(fd);
+      cb(0);
+    },
+    read(path, fd, buf, len, pos, cb) {
+      const file = files.get(fd);
+      if (!file) {
+        cb(ERRNO.EBADF);
+        return;
+      }
+      const length = Math.max(0, Math.min(len, file.reader.size - pos));
+      if (length === 0) {
+        cb(0);
+        return;
+      }
+      file.readAhead.noteRead(pos, length);
+      answer(
+        () => file.reader.read(pos, length),
+        (data) => {
+          data.copy(buf, 0, 0, length);
+          cb(length);
+        },
+        (e) => cb(e),
+        `read ${path} at ${pos} (${length} bytes)`,
+      );
+    },
+    statfs(_path, cb) {
+      answer(() => catalog.space(), (space) => cb(0, statfsOf(space)), (e) => cb(e), 'statfs');
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import Fuse from 'fuse-native';
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Catalog } from '../core/catalog.js';
+import { CairnError } from '../core/errors.js';
+import { childLogger, type Logger } from '../log/index.js';
+import { CatalogTree } from './catalog-tree.js';
+import { InFlight, makeFuseOperations } from './fuse-operations.js';
+import { detachMount, isMountPoint, isStaleFuseMount } from './stale-mount.js';
+
+export interface MountOptions {
+  /** Let other users than the mounting one (subject to the files' modes) see the tree. */
+  allowOther?: boolean;
+  /** Owner of every entry; defaults to the mounting process's uid/gid. */
+  uid?: number;
+  gid?: number;
+  /** Preferred I/O size reported as st_blksize (the repository's chunk size). */
+  blockSize?: number;
+  /** How long an unmount waits for requests being served before it detaches anyway. */
+  drainTimeoutMs?: number;
+  log?: Logger;
+  /** libfuse's own request tracing on stderr. */
+  debug?: boolean;
+}
+
+export interface FuseMount {
+  readonly dir: string;
+  /** Lets requests in flight finish (bounded), then detaches the mount. Safe to call twice. */
+  unmount(): Promise<void>;
+}
+
+/**
+ * The largest read the kernel will send. libfuse 2 (what fuse-native binds) does not negotiate
+ * FUSE_MAX_PAGES, so the kernel caps requests at 32 pages (128 KiB) whatever is asked; asking for
+ * more is harmless and takes effect with a newer libfuse.
+ */
+export const MAX_READ = 1024 * 1024;
+const DEFAULT_DRAIN_TIMEOUT_MS = 5000;
+/** Per-request limit inside fuse-native; a slow backend must answer within it or the reader gets ETIMEDOUT. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+function mountError(dir: string, err: unknown): CairnError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new CairnError(
+    'ERR_IO',
+    `cannot mount FUSE at ${dir}: ${reason} (is /dev/fuse present and Debian's libfuse2 installed?)`,
+    { dir },
+    { cause: err },
+  );
+}
+
+/**
+ * Mounts the restore points of `catalog` read-only at `dir` and resolves once the kernel serves it.
+ * A stale mount left at `dir` by a crashed process is detached first (with a warning).
+ */
+export async function mountCatalog(catalog: Catalog, dirPath: string, options: MountOptions = {}): Promise<FuseMount> {
+  const dir = resolve(dirPath);
+  const log = options.log ?? childLogger('fuse', { dir });
+  if (await isStaleFuseMount(dir)) {
+    log.warn({ dir }, `${dir} holds a stale FUSE mount (its process is gone); detaching it and mounting again`);
+    await detachMount(dir);
+  } else if (await isMountPoint(dir)) {
+    throw new CairnError('ERR_LOCKED', `${dir} is already a mount point; unmount it first (fusermount -u ${dir})`, { dir });
+  }
+  await mkdir(dir, { recursive: true });
+
+  const tree = new CatalogTree(catalog, log);
+  const inFlight = new InFlight();
+  const operations = makeFuseOperations(tree, catalog, {
+    owner: { uid: options.uid ?? process.getuid?.() ?? 0, gid: options.gid ?? process.getgid?.() ?? 0 },
+    blockSize: options.blockSize ?? 1024 * 1024,
+    log,
+    inFlight,
+  });
+  const fuse = new Fuse(dir, operations, {
+    allowOther: options.allowOther ?? false,
+    defaultPermissions: true,
+    // Points never change once published, so the page cache may keep their pages across opens.
+    kernelCache: true,
+    maxRead: MAX_READ,
+    // fuse-native forwards only the options it knows; `ro` and `max_readahead` ride on fsname's value.
+    fsname: `cairn,ro,max_readahead=${MAX_READ}`,
+    subtype: 'cairn',
+    timeout: REQUEST_TIMEOUT_MS,
+    debug: options.debug ?? false,
+  });
+  await new Promise<void>((resolveMount, reject) => {
+    try {
+      fuse.mount((err) => (err ? reject(mountError(dir, err)) : resolveMount()));
+    } catch (err) {
+      reject(mountError(dir, err));
+    }
+  });
+  log.info({ dir }, `restore points mounted at ${dir}`);
+
+  let unmounting: Promise<void> | undefined;
+  return {
+    dir,
+    unmount() {
+      unmounting ??= (async () => {
+        if (inFlight.size > 0) log.info({ requests: inFlight.size }, 'letting requests in flight finish before unmounting');
+        await inFlight.drained(options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+        await new Promise<void>((done, fail) => fuse.unmount((err) => (err ? fail(err) : done()))).catch(async (err: unknown) => {
+          log.warn({ err }, 'unmount failed; detaching lazily');
+          await detachMount(dir);
+        });
+        log.info({ dir }, `unmounted ${dir}`);
+      })();
+      return unmounting;
+    },
+  };
+}

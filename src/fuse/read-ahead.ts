@@ -1,0 +1,42 @@
+import type { BlockReader } from '../core/block-reader.js';
+
+/** How far ahead to fetch once reads are sequential: a few chunks, but never more than this many bytes. */
+export const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+const MAX_BLOCKS_AHEAD = 16;
+
+/**
+ * Per open file: when reads follow each other (the kernel sends 128 KiB requests, possibly a little
+ * out of order from several FUSE threads), asks the reader for the next blocks before they are
+ * needed. The reads land in the catalog's shared chunk cache, which coalesces them with the real
+ * reads; failures are ignored here and surface, with their log line, when the range is really read.
+ */
+export class SequentialReadAhead {
+  private lastEnd = -1;
+  private fetchedUntil = 0;
+  private readonly window: number;
+
+  constructor(private readonly reader: BlockReader) {
+    const blockSize = Math.max(1, reader.blockSize);
+    this.window = Math.max(blockSize, Math.min(READ_AHEAD_BYTES, blockSize * MAX_BLOCKS_AHEAD));
+  }
+
+  /** Called for every read before it is served. */
+  noteRead(offset: number, length: number): void {
+    const sequential = this.lastEnd >= 0 && Math.abs(offset - this.lastEnd) <= this.window;
+    this.lastEnd = Math.max(offset + length, sequential ? this.lastEnd : 0);
+    if (!sequential) {
+      this.fetchedUntil = offset + length;
+      return;
+    }
+    const blockSize = Math.max(1, this.reader.blockSize);
+    const target = Math.min(this.reader.size, offset + length + this.window);
+    let from = Math.max(this.fetchedUntil, offset + length);
+    from = Math.floor(from / blockSize) * blockSize;
+    while (from < target) {
+      const to = Math.min(this.reader.size, from + blockSize);
+      this.reader.read(from, to - from).catch(() => undefined);
+      from = to;
+    }
+    this.fetchedUntil = Math.max(this.fetchedUntil, from);
+  }
+}
