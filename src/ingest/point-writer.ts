@@ -92,7 +92,9 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     if (await store.touchChunk(digest)) {
       stats.chunksReused++;
     } else {
-      stats.bytesStored += await store.writeChunk(digest, plain);
+      // Await first: `stats.bytesStored += await …` would read the total before other jobs add to it.
+      const written = await store.writeChunk(digest, plain);
+      stats.bytesStored += written;
       stats.chunksWritten++;
     }
     return digest;

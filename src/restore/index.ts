@@ -4,3 +4,4 @@ export * from './catalog.js';
 export * from './disk-reader.js';
 export * from './change-map.js';
 export * from './open-url.js';
+export * from './copy-out.js';

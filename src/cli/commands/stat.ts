@@ -1,0 +1,52 @@
+import { stat as fsStat } from 'node:fs/promises';
+import type { CommandModule } from 'yargs';
+import { parseCairnUrl, requireDiskUrl } from '../../url/cairn-url.js';
+import { formatBytes } from '../../util/bytes.js';
+import { openCatalogFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
+
+interface StatArgs extends RepoArgs, JsonArgs {
+  url: string;
+}
+
+export const statCommand: CommandModule<object, StatArgs> = {
+  command: 'stat <url>',
+  describe: 'show size, stored bytes, chunk count and parent of a disk (cairn://VM/POINT/DISK)',
+  builder: (yargs) => withJsonOption(withRepoOption(yargs)).positional('url', { type: 'string', demandOption: true }) as never,
+  handler: async (argv) => {
+    const catalog = await openCatalogFromArgs(argv);
+    const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
+    const { manifest, index } = await catalog.diskIndex(url.vm, url.point, url.disk);
+    const distinct = new Set(index.digests.digests());
+    let storedBytes = 0;
+    for (const digest of distinct) {
+      storedBytes += (await fsStat(catalog.repo.chunks.chunkPath(digest)).catch(() => ({ size: 0 }))).size;
+    }
+    let dataChunks = 0;
+    for (let i = 0; i < index.digests.length; i++) if (!index.digests.isHole(i)) dataChunks++;
+    const info = {
+      url: `cairn://${url.vm}/${manifest.id}/${url.disk}`,
+      vm: url.vm,
+      point: manifest.id,
+      disk: url.disk,
+      size: index.diskSize,
+      chunkSize: index.chunkSize,
+      chunks: index.digests.length,
+      dataChunks,
+      holeChunks: index.digests.length - dataChunks,
+      distinctChunks: distinct.size,
+      storedBytes,
+      created: new Date(manifest.createdMs).toISOString(),
+      parent: manifest.parent ?? null,
+      source: manifest.source,
+    };
+    printResult(argv, info, () => [
+      `${info.url}`,
+      `  size:     ${formatBytes(info.size)} (${info.size} bytes)`,
+      `  chunks:   ${info.chunks} of ${formatBytes(info.chunkSize)}: ${info.dataChunks} data, ${info.holeChunks} holes, ${info.distinctChunks} distinct`,
+      `  stored:   ${formatBytes(info.storedBytes)} (shared chunks counted in full)`,
+      `  created:  ${info.created}`,
+      `  parent:   ${info.parent ?? '-'}`,
+      `  source:   ${info.source}`,
+    ]);
+  },
+};

@@ -1,0 +1,46 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { Repository } from '../store/repository.js';
+import { RepositoryCatalog, type CatalogOptions } from '../restore/catalog.js';
+
+export interface RepoArgs {
+  repo?: string;
+}
+
+export interface JsonArgs {
+  json?: boolean;
+}
+
+/** `--repo`, else CAIRN_REPO, else $XDG_DATA_HOME/cairn (~/.local/share/cairn). */
+export function resolveRepoPath(argv: RepoArgs): string {
+  if (argv.repo) return argv.repo;
+  if (process.env.CAIRN_REPO) return process.env.CAIRN_REPO;
+  const dataHome = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(dataHome, 'cairn');
+}
+
+export function withRepoOption<T>(yargs: Argv<T>): Argv<T & RepoArgs> {
+  return yargs.option('repo', {
+    type: 'string',
+    describe: 'repository directory (default: $CAIRN_REPO, else $XDG_DATA_HOME/cairn)',
+  }) as Argv<T & RepoArgs>;
+}
+
+export function withJsonOption<T>(yargs: Argv<T>): Argv<T & JsonArgs> {
+  return yargs.option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<T & JsonArgs>;
+}
+
+export async function openRepoFromArgs(argv: RepoArgs): Promise<Repository> {
+  return Repository.open(resolveRepoPath(argv));
+}
+
+export async function openCatalogFromArgs(argv: RepoArgs, options: CatalogOptions = {}): Promise<RepositoryCatalog> {
+  return new RepositoryCatalog(await openRepoFromArgs(argv), options);
+}
+
+/** Prints a result: JSON on --json, otherwise the human-readable lines. */
+export function printResult(argv: JsonArgs, json: unknown, lines: () => string[]): void {
+  if (argv.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+  else for (const line of lines()) process.stdout.write(line + '\n');
+}

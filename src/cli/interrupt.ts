@@ -1,0 +1,25 @@
+import { CairnError } from '../core/errors.js';
+
+/**
+ * Runs `work` with an AbortSignal that fires on SIGINT or SIGTERM, so long operations stop cleanly
+ * (a backup drops its draft and lock) instead of being killed mid-write.
+ */
+export async function withInterruption<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    controller.abort(new CairnError('ERR_INVALID_ARGUMENT', `interrupted by ${signal}`, { signal }));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } catch (err) {
+    if (controller.signal.aborted) throw new InterruptedError(String((controller.signal.reason as Error)?.message ?? 'interrupted'));
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export class InterruptedError extends Error {}
