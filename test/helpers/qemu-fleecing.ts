@@ -13,6 +13,8 @@ export interface FleeceExport {
   exportName: string;
   socketPath: string;
   uri: string;
+  /** The qcow2 file that holds the copied-before-write old data (what --discard-after-read shrinks). */
+  scratchPath: string;
   /** The bitmap exported as qemu:dirty-bitmap:NAME (writes since the previous checkpoint), if any. */
   bitmap?: string;
 }
@@ -27,6 +29,7 @@ export class QemuFleecingVm {
     readonly diskPath: string,
     readonly qmp: QmpClient,
     readonly child: Child,
+    readonly size: number,
   ) {}
 
   static async start(dir: string, sizeBytes: number): Promise<QemuFleecingVm> {
@@ -42,7 +45,7 @@ export class QemuFleecingVm {
     ]);
     try {
       const qmp = await QmpClient.connect(qmpPath);
-      return new QemuFleecingVm(dir, diskPath, qmp, child);
+      return new QemuFleecingVm(dir, diskPath, qmp, child, sizeBytes);
     } catch (err) {
       await child.kill();
       throw new Error(`${(err as Error).message}; qemu said: ${child.stderr()}`);
@@ -59,8 +62,24 @@ export class QemuFleecingVm {
   }
 
   private async qemuIo(cmd: string): Promise<void> {
-    const out = await this.qmp.hmp(`qemu-io -d ${DEVICE_QOM} "${cmd}"`);
-    if (/error|fail|invalid/i.test(out)) throw new Error(`qemu-io ${cmd}: ${out}`);
+    const out = await this.hmpQemuIo(`-d ${DEVICE_QOM}`, cmd, (text) => /^wrote \d+\/\d+ bytes/m.test(text));
+    if (!/^wrote /m.test(out)) throw new Error(`qemu-io ${cmd}: ${out}`);
+  }
+
+  /**
+   * HMP qemu-io prints to QEMU's stdout, not into the monitor reply: wait (with a deadline) until the
+   * output shows the command finished, and return it.
+   */
+  private async hmpQemuIo(target: string, cmd: string, finished: (text: string) => boolean): Promise<string> {
+    const mark = this.child.outputMark();
+    const reply = await this.qmp.hmp(`qemu-io ${target} "${cmd}"`);
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const text = reply + this.child.outputSince(mark);
+      if (finished(text) || /error|fail|invalid/i.test(text)) return text;
+      if (Date.now() > until) throw new Error(`qemu-io ${cmd}: no result in time; output: ${text}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   async addBitmap(name: string): Promise<void> {
@@ -82,7 +101,9 @@ export class QemuFleecingVm {
     await this.qmp.execute('blockdev-add', {
       driver: 'qcow2',
       'node-name': node,
-      file: { driver: 'file', filename: scratch },
+      // Without discard=unmap the block layer ignores TRIM, and fleecing images never shrink.
+      discard: 'unmap',
+      file: { driver: 'file', filename: scratch, discard: 'unmap' },
       backing: DISK_NODE,
     });
     const actions: Array<{ type: string; data: Record<string, unknown> }> = [];
@@ -110,6 +131,7 @@ export class QemuFleecingVm {
     const exp: FleeceExport = {
       exportName,
       socketPath,
+      scratchPath: scratch,
       uri: `nbd+unix:///${exportName}?socket=${socketPath}`,
       ...(opts.previousBitmap ? { bitmap: opts.previousBitmap } : {}),
     };
@@ -130,6 +152,19 @@ export class QemuFleecingVm {
     if (dropBitmap && cur.exp.bitmap) {
       await this.qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name: cur.exp.bitmap });
     }
+  }
+
+  /**
+   * Bytes the running fleecing node holds itself (copied-before-write old data), asked of QEMU
+   * (qemu-io map on the node): the file on disk lags behind QEMU's metadata cache.
+   */
+  async scratchAllocatedBytes(): Promise<number> {
+    if (!this.current) throw new Error('no fleecing export is running');
+    const size = this.size;
+    const sum = (text: string, re: RegExp) => [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+    const all = /\((0x[0-9a-f]+)\) bytes\s+(?:not )?allocated at offset/g;
+    const out = await this.hmpQemuIo(this.current.node, 'map', (text) => sum(text, all) >= size);
+    return sum(out, /\((0x[0-9a-f]+)\) bytes\s+allocated at offset/g);
   }
 
   async stop(): Promise<void> {

@@ -10,6 +10,9 @@ const execFileAsync = promisify(execFile);
 export interface Child {
   proc: ChildProcess;
   stderr: () => string;
+  /** Total characters of stdout+stderr so far, and the text after such a mark (kept: last 1 MiB). */
+  outputMark: () => number;
+  outputSince: (mark: number) => string;
   exited: Promise<number | null>;
   kill: (signal?: NodeJS.Signals) => Promise<void>;
 }
@@ -19,8 +22,15 @@ const live = new Set<Child>();
 export function spawnChild(cmd: string, args: string[], opts: { cwd?: string } = {}): Child {
   const proc = spawn(cmd, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  proc.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
-  proc.stdout?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
+  let total = 0;
+  const keep = 1024 * 1024;
+  const onData = (d: Buffer) => {
+    const text = d.toString();
+    total += text.length;
+    err = (err + text).slice(-keep);
+  };
+  proc.stderr?.on('data', onData);
+  proc.stdout?.on('data', onData);
   const exited = new Promise<number | null>((resolve) => {
     proc.once('exit', (code) => resolve(code));
     proc.once('error', (e) => {
@@ -30,7 +40,9 @@ export function spawnChild(cmd: string, args: string[], opts: { cwd?: string } =
   });
   const child: Child = {
     proc,
-    stderr: () => err,
+    stderr: () => err.slice(-8000),
+    outputMark: () => total,
+    outputSince: (mark: number) => err.slice(Math.max(0, err.length - (total - mark))),
     exited,
     kill: async (signal = 'SIGKILL') => {
       if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
