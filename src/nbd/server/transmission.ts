@@ -1,0 +1,304 @@
+import type { AllocationExtent, ChangeExtent } from '../../core/index.js';
+import { isCairnError } from '../../core/errors.js';
+import type { NbdByteQueue } from '../protocol/byte-queue.js';
+import { NBD_CMD, NBD_CMD_FLAG, NBD_ERROR, NBD_REPLY_FLAG, NBD_SIZE, NBD_STATE, NBD_STATE_DIRTY, nbdName } from '../protocol/constants.js';
+import {
+  encodeBlockStatusChunk,
+  encodeErrorChunk,
+  encodeNoneChunk,
+  encodeOffsetDataHeader,
+  encodeOffsetHoleChunk,
+  encodeSimpleReply,
+  type NbdBlockDescriptor,
+} from '../protocol/reply.js';
+import { decodeRequest, type NbdRequest } from '../protocol/request.js';
+import { nbdProtocolError } from '../protocol/wire.js';
+import type { ByteBudget } from './byte-budget.js';
+import type { MetaContext } from './meta-contexts.js';
+import type { NegotiatedSession } from './negotiation.js';
+import type { NbdLogger } from './nbd-logger.js';
+import { errorMessage, toNbdError } from './nbd-errors.js';
+import type { ReplyWriter } from './reply-writer.js';
+
+const DONE = NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE;
+/** Budget charged for requests that carry no data, so a flood of them still queues. */
+const SMALL_REQUEST_COST = 4096;
+/** Upper bound on descriptors per block status chunk (the spec asks for at most 2^20). */
+const MAX_DESCRIPTORS = 1 << 16;
+
+export interface TransmissionDeps {
+  queue: NbdByteQueue;
+  writer: ReplyWriter;
+  session: NegotiatedSession;
+  log: NbdLogger;
+  maxPayload: number;
+  budgets: readonly ByteBudget[];
+}
+
+/**
+ * The transmission phase of one connection: requests are read in order, run concurrently within the
+ * byte budgets, and answered as they complete (out of order, as the spec allows). Resolves after
+ * DISC, a closed stream or `stop()`, once every started request has been answered.
+ */
+export class Transmission {
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopping = false;
+
+  constructor(private readonly deps: TransmissionDeps) {}
+
+  /** Stops reading requests; those already started are still answered. */
+  stop(): void {
+    this.stopping = true;
+    this.deps.queue.end();
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.loop();
+    } finally {
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const { queue, log } = this.deps;
+    while (!this.stopping) {
+      let header: Buffer;
+      try {
+        header = await queue.read(NBD_SIZE.REQUEST);
+      } catch (err) {
+        if (this.stopping) return;
+        if (isCairnError(err, 'ERR_NBD_PROTOCOL') && err.context.truncated) {
+          log.info({ got: err.context.got }, 'NBD client disconnected in the middle of a request');
+        } else {
+          log.debug({}, 'NBD client closed the connection without NBD_CMD_DISC');
+        }
+        return;
+      }
+      const request = decodeRequest(header); // a bad magic throws: the stream is out of sync
+      log.debug(
+        { cmd: nbdName(NBD_CMD, request.type), flags: request.flags, offset: request.offset, length: request.length },
+        'NBD request',
+      );
+      if (request.type === NBD_CMD.NBD_CMD_DISC) return;
+      await this.dispatch(request);
+    }
+  }
+
+  private async dispatch(request: NbdRequest): Promise<void> {
+    const { session, maxPayload } = this.deps;
+    const size = session.export.reader.size;
+    const fail = (error: number, message: string): void => this.track(this.sendError(request, error, message));
+
+    if (request.type === NBD_CMD.NBD_CMD_WRITE) {
+      // The payload must be consumed to stay in sync; beyond the limit we cannot afford to.
+      if (request.length > maxPayload) {
+        throw nbdProtocolError('NBD write payload larger than the maximum', { length: request.length });
+      }
+      await this.deps.queue.skip(request.length);
+      return fail(NBD_ERROR.NBD_EPERM, 'export is read-only');
+    }
+    if (request.type === NBD_CMD.NBD_CMD_TRIM || request.type === NBD_CMD.NBD_CMD_WRITE_ZEROES) {
+      return fail(NBD_ERROR.NBD_EPERM, 'export is read-only');
+    }
+    const allowed = allowedFlags(request.type, session.structuredReplies);
+    if (allowed === undefined) return fail(NBD_ERROR.NBD_EINVAL, `unknown command ${request.type}`);
+    if ((request.flags & ~allowed) !== 0) {
+      return fail(NBD_ERROR.NBD_EINVAL, `flags 0x${request.flags.toString(16)} not valid for ${nbdName(NBD_CMD, request.type)}`);
+    }
+    if (request.type === NBD_CMD.NBD_CMD_FLUSH) return this.track(this.sendOk(request));
+
+    if (request.offset + request.length > size) {
+      return fail(NBD_ERROR.NBD_EINVAL, `range ${request.offset}+${request.length} is past the end of the export (${size})`);
+    }
+    if (request.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
+      if (session.contexts.length === 0) return fail(NBD_ERROR.NBD_EINVAL, 'no meta context was selected');
+      if (request.length === 0) return fail(NBD_ERROR.NBD_EINVAL, 'block status of zero length');
+      return this.runBudgeted(SMALL_REQUEST_COST, () => this.blockStatus(request));
+    }
+    if (request.length > maxPayload) {
+      return fail(NBD_ERROR.NBD_EINVAL, `request of ${request.length} bytes exceeds the maximum of ${maxPayload}`);
+    }
+    const cost = Math.max(request.length, SMALL_REQUEST_COST);
+    if (request.type === NBD_CMD.NBD_CMD_CACHE) return this.runBudgeted(cost, () => this.cache(request));
+    return this.runBudgeted(cost, () => this.read(request));
+  }
+
+  /** Waits for budget (back-pressure: no further requests are read meanwhile), then runs in the background. */
+  private async runBudgeted(cost: number, work: () => Promise<void>): Promise<void> {
+    const acquired: ByteBudget[] = [];
+    for (const budget of this.deps.budgets) {
+      await budget.acquire(cost);
+      acquired.push(budget);
+    }
+    this.track(
+      work().finally(() => {
+        for (const budget of acquired) budget.release(cost);
+      }),
+    );
+  }
+
+  private track(task: Promise<void>): void {
+    const guarded = task.catch((err: unknown) => this.deps.log.error({ err }, 'NBD request handler failed'));
+    this.inFlight.add(guarded);
+    void guarded.finally(() => this.inFlight.delete(guarded));
+  }
+
+  private async read(request: NbdRequest): Promise<void> {
+    const { reader } = this.deps.session.export;
+    const { writer } = this.deps;
+    try {
+      if (!this.deps.session.structuredReplies) {
+        const data = await reader.read(request.offset, request.length);
+        await writer.send([encodeSimpleReply(request.cookie, 0), data]);
+        return;
+      }
+      if (request.length === 0) return await writer.send([encodeNoneChunk(request.cookie, DONE)]);
+      const wholeOnly = (request.flags & NBD_CMD_FLAG.NBD_CMD_FLAG_DF) !== 0;
+      const pieces = wholeOnly
+        ? [{ offset: request.offset, length: request.length, zero: false }]
+        : coverRange(await reader.allocation(request.offset, request.length), request.offset, request.length);
+      // Every piece is read before anything is sent: DONE must not be sent while an error is still possible.
+      const data = await Promise.all(pieces.map((p) => (p.zero ? undefined : reader.read(p.offset, p.length))));
+      const buffers: Buffer[] = [];
+      pieces.forEach((piece, i) => {
+        const flags = i === pieces.length - 1 ? DONE : 0;
+        const bytes = data[i];
+        if (bytes === undefined) buffers.push(encodeOffsetHoleChunk(request.cookie, flags, piece.offset, piece.length));
+        else buffers.push(encodeOffsetDataHeader(request.cookie, flags, piece.offset, bytes.length), bytes);
+      });
+      await writer.send(buffers);
+    } catch (err) {
+      this.logFailure(request, err);
+      await this.sendError(request, toNbdError(err), errorMessage(err), errorOffset(err, request));
+    }
+  }
+
+  private async cache(request: NbdRequest): Promise<void> {
+    try {
+      // Reading through the shared reader warms its chunk cache; the bytes themselves are dropped.
+      await this.deps.session.export.reader.read(request.offset, request.length);
+      await this.sendOk(request);
+    } catch (err) {
+      this.logFailure(request, err);
+      await this.sendError(request, toNbdError(err), errorMessage(err));
+    }
+  }
+
+  private async blockStatus(request: NbdRequest): Promise<void> {
+    const { contexts } = this.deps.session;
+    const reqOne = (request.flags & NBD_CMD_FLAG.NBD_CMD_FLAG_REQ_ONE) !== 0;
+    try {
+      const answers = await Promise.all(contexts.map((ctx) => this.describe(ctx, request)));
+      const buffers = answers.map((descriptors, i) => {
+        const limited = reqOne ? descriptors.slice(0, 1) : descriptors.slice(0, MAX_DESCRIPTORS);
+        return encodeBlockStatusChunk(request.cookie, i === answers.length - 1 ? DONE : 0, i + 1, limited);
+      });
+      await this.deps.writer.send(buffers);
+    } catch (err) {
+      this.logFailure(request, err);
+      await this.sendError(request, toNbdError(err), errorMessage(err));
+    }
+  }
+
+  private async describe(ctx: MetaContext, request: NbdRequest): Promise<NbdBlockDescriptor[]> {
+    const { offset, length } = request;
+    if (ctx.kind === 'allocation') {
+      const extents = await this.deps.session.export.reader.allocation(offset, length);
+      const hole = NBD_STATE.NBD_STATE_HOLE | NBD_STATE.NBD_STATE_ZERO;
+      return descriptors(coverRange(extents, offset, length), (e) => (e.zero ? hole : 0));
+    }
+    if (ctx.kind === 'changed') {
+      const changes = await ctx.changes.changes(offset, length);
+      // Anything the map does not describe counts as changed: that is the safe answer.
+      const extents = coverRange(
+        changes.map((c: ChangeExtent) => ({ offset: c.offset, length: c.length, zero: !c.changed })),
+        offset,
+        length,
+      );
+      return descriptors(extents, (e) => (e.zero ? 0 : NBD_STATE_DIRTY));
+    }
+    return [{ length, flags: 0 }];
+  }
+
+  private sendOk(request: NbdRequest): Promise<void> {
+    return this.deps.writer.send([encodeSimpleReply(request.cookie, 0)]);
+  }
+
+  private sendError(request: NbdRequest, error: number, message: string, offset?: number): Promise<void> {
+    this.deps.log.debug({ cmd: nbdName(NBD_CMD, request.type), error, message }, 'NBD request refused');
+    if (!this.deps.session.structuredReplies) return this.deps.writer.send([encodeSimpleReply(request.cookie, error)]);
+    return this.deps.writer.send([encodeErrorChunk(request.cookie, DONE, error, message, offset)]);
+  }
+
+  private logFailure(request: NbdRequest, err: unknown): void {
+    const fields = { cmd: nbdName(NBD_CMD, request.type), offset: request.offset, length: request.length, err };
+    if (isCairnError(err, 'ERR_CHUNK_CORRUPT') || isCairnError(err, 'ERR_CHUNK_MISSING')) {
+      this.deps.log.error(fields, 'NBD read hit damaged data');
+    } else {
+      this.deps.log.warn(fields, 'NBD request failed');
+    }
+  }
+}
+
+/** Command flags each command accepts; undefined for unknown commands. */
+function allowedFlags(type: number, structuredReplies: boolean): number | undefined {
+  switch (type) {
+    case NBD_CMD.NBD_CMD_READ:
+      return structuredReplies ? NBD_CMD_FLAG.NBD_CMD_FLAG_DF : 0;
+    case NBD_CMD.NBD_CMD_BLOCK_STATUS:
+      return NBD_CMD_FLAG.NBD_CMD_FLAG_REQ_ONE;
+    case NBD_CMD.NBD_CMD_FLUSH:
+    case NBD_CMD.NBD_CMD_CACHE:
+      return 0;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Clips extents to [offset, offset+length) and fills any gap with data extents, so the result covers
+ * the range exactly (readers answering imprecisely must not produce malformed replies).
+ */
+export function coverRange(extents: readonly AllocationExtent[], offset: number, length: number): AllocationExtent[] {
+  const end = offset + length;
+  const out: AllocationExtent[] = [];
+  let position = offset;
+  const push = (start: number, stop: number, zero: boolean): void => {
+    if (stop <= start) return;
+    const last = out[out.length - 1];
+    if (last && last.zero === zero && last.offset + last.length === start) last.length = stop - last.offset;
+    else out.push({ offset: start, length: stop - start, zero });
+  };
+  for (const e of extents) {
+    const start = Math.max(e.offset, position);
+    const stop = Math.min(e.offset + e.length, end);
+    if (stop <= start) continue;
+    push(position, start, false);
+    push(start, stop, e.zero);
+    position = stop;
+    if (position >= end) break;
+  }
+  push(position, end, false);
+  return out;
+}
+
+function descriptors(extents: AllocationExtent[], flagsOf: (e: AllocationExtent) => number): NbdBlockDescriptor[] {
+  const out: NbdBlockDescriptor[] = [];
+  for (const e of extents) {
+    const flags = flagsOf(e);
+    const last = out[out.length - 1];
+    if (last && last.flags === flags) last.length += e.length;
+    else out.push({ length: e.length, flags });
+  }
+  return out;
+}
+
+/** Where inside the request a damaged chunk starts, for NBD_REPLY_TYPE_ERROR_OFFSET. */
+function errorOffset(err: unknown, request: NbdRequest): number | undefined {
+  if (!isCairnError(err)) return undefined;
+  const at = err.context.offset;
+  if (typeof at !== 'number' || err.code === 'ERR_OUT_OF_RANGE') return undefined;
+  const clipped = Math.max(at, request.offset);
+  return clipped < request.offset + request.length ? clipped : undefined;
+}
