@@ -1,13 +1,16 @@
 // Fixture disks made with the real tools (sfdisk, sgdisk, mkfs.ext4, mkfs.vfat), kept to a few MiB.
 // Tests compare what Cairn reads against what these tools report, so a missing tool fails the test.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readSync, writeFileSync, readFileSync, ftruncateSync, writeSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readSync, writeFileSync, readFileSync, ftruncateSync, writeSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockReader } from '../../src/core/block-reader.js';
 import type { AllocationExtent } from '../../src/core/extent.js';
 
 export const MiB = 1024 * 1024;
+
+// mtools refuses images whose geometry it does not like unless told not to check.
+process.env.MTOOLS_SKIP_CHECK = '1';
 
 export function run(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -116,17 +119,22 @@ export function makeExt4Image(path: string, size: number, sourceDir: string): vo
   run('mkfs.ext4', ['-q', '-F', '-d', sourceDir, path]);
 }
 
-/** A FAT filesystem image holding the files of `sourceDir`; populating it needs a loop mount (root). */
+/**
+ * A FAT filesystem image holding the files of `sourceDir`, populated with mtools (no mount needed:
+ * the test kernel may lack vfat, so FAT content is also read back with mtools).
+ */
 export function makeFatImage(path: string, size: number, sourceDir: string): void {
   makeSparseFile(path, size);
   run('mkfs.vfat', [path]);
-  const mountDir = mkdtempSync(join(tmpdir(), 'cairn-fatfill-'));
-  run('mount', ['-o', 'loop', path, mountDir]);
-  try {
-    run('cp', ['-r', `${sourceDir}/.`, mountDir]);
-  } finally {
-    run('umount', [mountDir]);
-  }
+  const entries = readdirSync(sourceDir).map((name) => join(sourceDir, name));
+  run('mcopy', ['-s', '-Q', '-i', path, ...entries, '::/']);
+}
+
+/** Whether this kernel can mount a filesystem type (test kernels often lack vfat). */
+export function kernelSupports(fstype: string): boolean {
+  return readFileSync('/proc/filesystems', 'utf8')
+    .split('\n')
+    .some((line) => line.trim().split(/\s+/).pop() === fstype);
 }
 
 /**
