@@ -19,6 +19,9 @@ export interface NbdClientOptions {
   bwlimitBytesPerSec?: number;
 }
 
+/** Handshake deadline for the additional connections of a multi-conn client. */
+const EXTRA_CONNECTION_TIMEOUT_MS = 3000;
+
 export const NBD_CLIENT_DEFAULTS = {
   connectTimeoutMs: 30_000,
   requestTimeoutMs: 60_000,
@@ -56,14 +59,19 @@ export class NbdClient {
       const wanted = Math.max(1, Math.floor(options.connections ?? 1));
       const multi = (first.info.transmissionFlags & NBD_TRANSMISSION_FLAG.NBD_FLAG_CAN_MULTI_CONN) !== 0;
       if (wanted > 1 && multi) {
-        const more = await Promise.allSettled(Array.from({ length: wanted - 1 }, () => openConnection(uri, where, options)));
-        for (const r of more) if (r.status === 'fulfilled') conns.push(r.value);
-        const bad = more.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (bad) throw bad.reason;
-        for (const c of conns) {
-          if (c.info.size !== first.info.size) {
-            throw new CairnError('ERR_NBD_PROTOCOL', `NBD server ${where} reports different sizes on two connections`);
+        // Extra connections are best effort: a server may advertise multi-conn and still serve one
+        // client at a time (qemu-nbd's default -e 1 leaves later clients waiting in the backlog).
+        const extraTimeout = Math.min(options.connectTimeoutMs ?? NBD_CLIENT_DEFAULTS.connectTimeoutMs, EXTRA_CONNECTION_TIMEOUT_MS);
+        const more = await Promise.allSettled(
+          Array.from({ length: wanted - 1 }, () => openConnection(uri, where, { ...options, connectTimeoutMs: extraTimeout })),
+        );
+        for (const r of more) {
+          if (r.status !== 'fulfilled') continue;
+          if (r.value.info.size !== first.info.size || r.value.info.metaContexts.size !== first.info.metaContexts.size) {
+            await r.value.close();
+            throw new CairnError('ERR_NBD_PROTOCOL', `NBD server ${where} describes the export differently on two connections`);
           }
+          conns.push(r.value);
         }
       }
     } catch (err) {
