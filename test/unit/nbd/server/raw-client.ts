@@ -78,8 +78,12 @@ export class RawNbdClient {
     }
   }
 
+  /** Offsets beyond 2^53 (hostile ones) are written bit-exact, bypassing the encoder's check. */
   send(request: NbdRequest, payload?: Buffer): void {
-    this.socket.write(encodeRequest(request));
+    const huge = request.offset > Number.MAX_SAFE_INTEGER;
+    const buf = encodeRequest(huge ? { ...request, offset: 0 } : request);
+    if (huge) buf.writeBigUInt64BE(BigInt(request.offset), 16);
+    this.socket.write(buf);
     if (payload) this.socket.write(payload);
   }
 
