@@ -90,12 +90,21 @@ export class FileSource implements DiskSource {
     return { offset: step.offset, length: step.length, kind: 'data', data };
   }
 
-  extents(plan: ExtentPlan): AsyncIterable<Extent> {
+  async *extents(plan: ExtentPlan): AsyncIterable<Extent> {
     const steps = this.steps(plan);
     const producers = (function* (source: FileSource) {
       for (const step of steps) yield () => source.readStep(step);
     })(this);
-    return orderedPrefetch(producers, READ_AHEAD);
+    yield* orderedPrefetch(producers, READ_AHEAD);
+    // A file cut short under us looks like a hole to SEEK_DATA: check the size once more at the end.
+    if (!this.isBlockDevice) {
+      const { size } = await this.handle.stat();
+      if (size < this.size) {
+        throw new CairnError('ERR_SOURCE', `${this.description} is truncated: it shrank to ${size} bytes during the backup, expected ${this.size}`, {
+          file: this.path,
+        });
+      }
+    }
   }
 
   async close(): Promise<void> {

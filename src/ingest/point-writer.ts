@@ -49,6 +49,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   const limit = options.concurrency ?? defaultConcurrency(chunkSize);
   const inFlight = new Set<Promise<void>>();
   const finished = new Map<number, { offset: number; length: number }>();
+  const pendingWrites = new Map<string, Promise<number>>();
   let nextToAcknowledge = 0;
   let bytesDone = 0;
   let failure: unknown;
@@ -89,11 +90,21 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     const plain = await materialize(chunk);
     if (isAllZero(plain)) return undefined;
     const digest = sha256Hex(plain);
-    if (await store.touchChunk(digest)) {
+    const pending = pendingWrites.get(digest);
+    if (pending) {
+      // The same content is being written by another job of this disk right now.
+      await pending;
+      stats.chunksReused++;
+    } else if (await store.touchChunk(digest)) {
+      stats.chunksReused++;
+    } else if (pendingWrites.has(digest)) {
+      await pendingWrites.get(digest);
       stats.chunksReused++;
     } else {
       // Await first: `stats.bytesStored += await …` would read the total before other jobs add to it.
-      const written = await store.writeChunk(digest, plain);
+      const writing = store.writeChunk(digest, plain);
+      pendingWrites.set(digest, writing);
+      const written = await writing.finally(() => pendingWrites.delete(digest));
       stats.bytesStored += written;
       stats.chunksWritten++;
     }
