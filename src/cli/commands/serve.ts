@@ -1,0 +1,84 @@
+import type { CommandModule } from 'yargs';
+import type { Catalog } from '../../core/catalog.js';
+import { CairnError } from '../../core/errors.js';
+import { childLogger } from '../../log/index.js';
+import {
+  DEFAULT_NBD_ADDRESS,
+  ExportRegistry,
+  NbdServer,
+  formatListenAddress,
+  isLocalOnly,
+  parseListenAddress,
+  type NbdListenAddress,
+} from '../../nbd/server/index.js';
+import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
+import { nextTerminationSignal } from './mount.js';
+
+interface ServeArgs extends RepoArgs {
+  nbd: string[];
+  listenAny: boolean;
+  cacheMib: number;
+  maxConnections: number;
+}
+
+export interface NbdServeRequest {
+  addresses: string[];
+  /** Allow addresses other than loopback and Unix sockets. */
+  listenAny?: boolean;
+  maxConnections?: number;
+}
+
+/** Parses and checks the addresses first (nothing listens if one is refused), then starts one server on all of them. */
+export async function startNbdServer(catalog: Catalog, request: NbdServeRequest): Promise<{ server: NbdServer; bound: NbdListenAddress[] }> {
+  const addresses = request.addresses.map(parseListenAddress);
+  const exposed = addresses.filter((a) => !isLocalOnly(a));
+  if (exposed.length > 0 && !request.listenAny) {
+    throw new CairnError(
+      'ERR_INVALID_ARGUMENT',
+      `refusing to serve NBD beyond this machine on ${exposed.map(formatListenAddress).join(', ')}: add --listen-any to allow it`,
+    );
+  }
+  const server = new NbdServer({
+    registry: new ExportRegistry(catalog),
+    log: childLogger('nbd'),
+    ...(request.maxConnections !== undefined ? { maxConnections: request.maxConnections } : {}),
+  });
+  const bound: NbdListenAddress[] = [];
+  try {
+    for (const address of addresses) bound.push(await server.listen(address));
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return { server, bound };
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve',
+  describe: 'serve every disk of every restore point read-only over NBD (export names VM/POINT/DISK), until SIGINT/SIGTERM',
+  builder: (yargs) =>
+    withRepoOption(yargs)
+      .option('nbd', {
+        type: 'string',
+        array: true,
+        default: [DEFAULT_NBD_ADDRESS],
+        describe: 'listen address, tcp://HOST:PORT or unix:PATH (repeatable)',
+      })
+      .option('listen-any', { type: 'boolean', default: false, describe: 'allow listening on addresses other than loopback' })
+      .option('cache-mib', { type: 'number', default: 256, describe: 'memory for decompressed chunks, shared by all clients, in MiB' })
+      .option('max-connections', { type: 'number', default: 256, describe: 'clients served at once; more are refused' }) as never,
+  handler: async (argv) => {
+    const catalog = await openCatalogFromArgs(argv, { cacheBytes: Math.max(16, argv.cacheMib) * 1024 * 1024 });
+    const stop = nextTerminationSignal();
+    const { server, bound } = await startNbdServer(catalog, {
+      addresses: argv.nbd,
+      listenAny: argv.listenAny,
+      maxConnections: argv.maxConnections,
+    });
+    const log = childLogger('nbd');
+    log.info({ addresses: bound.map(formatListenAddress) }, 'serving restore points over NBD');
+    const signal = await stop;
+    log.info({ signal }, `${signal} received: answering in-flight requests, then stopping`);
+    await server.close();
+  },
+};
