@@ -3,10 +3,14 @@ import { CairnError } from '../core/errors.js';
 import { FileSource } from './file-source.js';
 import { StreamSource } from './stream-source.js';
 import type { DiskSource } from './disk-source.js';
+import { isNbdUri } from '../formats/nbd-uri.js';
+import { NbdSource, type NbdSourceOptions } from './nbd-source.js';
 
 export interface SourceOptions {
   /** Standard input, for the `-` source. */
   stdin?: Readable;
+  /** Options for nbd:// and nbd+unix:// sources (bitmap, discard, connections, limits). */
+  nbd?: Omit<NbdSourceOptions, 'uri'>;
 }
 
 /**
@@ -19,5 +23,7 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     return new StreamSource(options.stdin, 'standard input');
   }
   // --- network sources (NBD): see src/ingest/nbd-source.ts ---
+  if (isNbdUri(spec)) return NbdSource.open({ uri: spec, ...options.nbd });
+  // --- end of network sources ---
   return FileSource.open(spec);
 }

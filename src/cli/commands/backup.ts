@@ -5,6 +5,9 @@ import type { ChangedBlocks } from '../../core/changed-blocks.js';
 import { parseChangedBlockBitmap, XEN_CBT_BLOCK_SIZE } from '../../formats/cbt-bitmap.js';
 import { runBackup, type BackupDisk } from '../../ingest/backup.js';
 import { openSource } from '../../ingest/open-source.js';
+import { BITMAP_MODES, NbdSource, type BitmapMode, type NbdSourceOptions } from '../../ingest/nbd-source.js';
+import { isNbdUri } from '../../formats/nbd-uri.js';
+import type { Argv } from 'yargs';
 import { childLogger } from '../../log/index.js';
 import { assertValidName } from '../../url/cairn-url.js';
 import { formatBytes, parseSize } from '../../util/bytes.js';
@@ -12,7 +15,7 @@ import { openRepoFromArgs, printResult, withJsonOption, withRepoOption, type Jso
 import { ProgressBar } from '../progress.js';
 import { withInterruption } from '../interrupt.js';
 
-interface BackupArgs extends RepoArgs, JsonArgs {
+interface BackupArgs extends RepoArgs, JsonArgs, NbdArgs {
   vm: string;
   disk: string[];
   config?: string;
@@ -44,11 +47,79 @@ async function readBitmaps(specs: string[], blockSize: number): Promise<Map<stri
   return bitmaps;
 }
 
+// ---------------------------------------------------------------------------------------------
+// NBD pull options (nbd:// and nbd+unix:// disks). --bitmap and --bitmap-mode take NAME or
+// DISK=NAME (per disk, as libvirt names bitmaps backup-vda, backup-vdb…).
+interface NbdArgs {
+  bitmap?: string[];
+  'bitmap-mode'?: string[];
+  'discard-after-read'?: boolean;
+  connections: number;
+  bwlimit?: string;
+  'nbd-timeout': number;
+  'nbd-connect-timeout': number;
+}
+
+function withNbdOptions<T>(yargs: Argv<T>): Argv<T & NbdArgs> {
+  return yargs
+    .option('bitmap', { type: 'string', array: true, describe: 'NBD: incremental from dirty bitmap qemu:dirty-bitmap:NAME ([DISK=]NAME)' })
+    .option('bitmap-mode', { type: 'string', array: true, describe: 'NBD: new (full read), reuse (incremental) or none, as the Proxmox API hands it ([DISK=]MODE)' })
+    .option('discard-after-read', { type: 'boolean', describe: 'NBD: TRIM each range once stored, so the fleecing image shrinks' })
+    .option('connections', { type: 'number', default: 4, describe: 'NBD: connections per disk when the server allows multi-conn' })
+    .option('bwlimit', { type: 'string', describe: 'NBD: read bandwidth limit per disk, e.g. 100MiB (per second)' })
+    .option('nbd-timeout', { type: 'number', default: 60, describe: 'NBD: seconds without a reply before the server counts as stalled' })
+    .option('nbd-connect-timeout', { type: 'number', default: 30, describe: 'NBD: seconds to connect and finish the handshake' })
+    .example('$0 backup --vm web --disk vda=nbd+unix:///vda?socket=/run/backup.sock --bitmap backup-vda', 'incremental pull from a QEMU fleecing export') as never;
+}
+
+/** `NAME` for every disk, or `DISK=NAME` for one: the value for `disk`, if any. */
+function perDisk(values: string[] | undefined, disk: string, option: string): string | undefined {
+  let shared: string | undefined;
+  let own: string | undefined;
+  for (const value of values ?? []) {
+    const at = value.indexOf('=');
+    if (at < 0) shared = value;
+    else if (splitAssignment(value, option)[0] === disk) own = value.slice(at + 1);
+  }
+  return own ?? shared;
+}
+
+function nbdSourceOptions(argv: NbdArgs, disk: string): Omit<NbdSourceOptions, 'uri'> {
+  const bitmap = perDisk(argv.bitmap, disk, 'bitmap');
+  const mode = perDisk(argv['bitmap-mode'], disk, 'bitmap-mode');
+  if (mode !== undefined && !(BITMAP_MODES as readonly string[]).includes(mode)) {
+    throw new CairnError('ERR_INVALID_ARGUMENT', `--bitmap-mode must be new, reuse or none, got '${mode}'`);
+  }
+  for (const [name, value] of [['nbd-timeout', argv['nbd-timeout']], ['nbd-connect-timeout', argv['nbd-connect-timeout']], ['connections', argv.connections]] as const) {
+    if (!Number.isFinite(value) || value <= 0) throw new CairnError('ERR_INVALID_ARGUMENT', `--${name} must be a positive number`);
+  }
+  const bwlimit = argv.bwlimit !== undefined ? parseSize(argv.bwlimit, 'bandwidth limit') : undefined;
+  return {
+    ...(bitmap !== undefined ? { bitmap } : {}),
+    ...(mode !== undefined ? { bitmapMode: mode as BitmapMode } : {}),
+    discardAfterRead: argv['discard-after-read'] === true,
+    connections: Math.min(16, Math.floor(argv.connections)),
+    ...(bwlimit ? { bwlimitBytesPerSec: bwlimit } : {}),
+    requestTimeoutMs: argv['nbd-timeout'] * 1000,
+    connectTimeoutMs: argv['nbd-connect-timeout'] * 1000,
+  };
+}
+
+/** An incremental NBD pull takes unchanged data from the latest point unless --base says otherwise. */
+function nbdWantsBase(argv: NbdArgs, disks: Array<[string, string]>): boolean {
+  return disks.some(([name, spec]) => {
+    if (!isNbdUri(spec) || perDisk(argv.bitmap, name, 'bitmap') === undefined) return false;
+    const mode = perDisk(argv['bitmap-mode'], name, 'bitmap-mode');
+    return mode === undefined || mode === 'reuse';
+  });
+}
+// ---------------------------------------------------------------------------------------------
+
 export const backupCommand: CommandModule<object, BackupArgs> = {
   command: 'backup',
   describe: 'back up one or more disks of a VM into a new restore point',
   builder: (yargs) =>
-    withJsonOption(withRepoOption(yargs))
+    withNbdOptions(withJsonOption(withRepoOption(yargs)))
       .option('vm', { type: 'string', demandOption: true, describe: 'VM name' })
       .option('disk', { type: 'string', array: true, demandOption: true, describe: 'NAME=SOURCE: a file, a block device, - (stdin) or an nbd:// URI; repeatable' })
       .option('config', { type: 'string', describe: 'VM configuration file to store with the point' })
@@ -66,12 +137,19 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       throw new CairnError('ERR_INVALID_ARGUMENT', '--changed-blocks needs --base (latest or a point id) to take the unchanged blocks from');
     }
     const config = argv.config !== undefined ? await readFile(argv.config) : undefined;
+    const diskSpecs = argv.disk.map((spec) => splitAssignment(spec, 'disk'));
+    const base = argv.base ?? (nbdWantsBase(argv, diskSpecs) ? 'latest' : undefined);
     const disks: BackupDisk[] = [];
     try {
       for (const spec of argv.disk) {
         const [name, sourceSpec] = splitAssignment(spec, 'disk');
         const changedBlocks = bitmaps.get(name);
-        disks.push({ name, source: await openSource(sourceSpec, { stdin: process.stdin }), ...(changedBlocks ? { changedBlocks } : {}) });
+        const nbd = isNbdUri(sourceSpec) ? nbdSourceOptions(argv, name) : undefined;
+        const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
+        disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
+        if (source instanceof NbdSource && nbd?.discardAfterRead && !source.discardActive) {
+          log.warn({ disk: name }, `--discard-after-read: the NBD export of disk '${name}' does not accept TRIM; nothing will be discarded`);
+        }
       }
       for (const name of bitmaps.keys()) {
         if (!disks.some((d) => d.name === name)) throw new CairnError('ERR_INVALID_ARGUMENT', `--changed-blocks names disk '${name}' that no --disk gives`);
@@ -82,7 +160,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           repo,
           vm: argv.vm,
           disks,
-          ...(argv.base !== undefined ? { base: argv.base } : {}),
+          ...(base !== undefined ? { base } : {}),
           ...(config ? { config } : {}),
           logger: log,
           signal,
