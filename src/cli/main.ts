@@ -6,6 +6,7 @@ import { CairnError } from '../core/errors.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { backupCommand } from './commands/backup.js';
 import { catCommand } from './commands/cat.js';
+import { configCommand } from './commands/config.js';
 import { gcCommand } from './commands/gc.js';
 import { initCommand } from './commands/init.js';
 import { lsCommand } from './commands/ls.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(statCommand)
     .command(catCommand)
     .command(restoreCommand)
+    .command(configCommand)
     .command(rmCommand)
     .command(pruneCommand)
     .command(gcCommand)

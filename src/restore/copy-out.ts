@@ -1,6 +1,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { BlockReader } from '../core/block-reader.js';
+import type { AllocationExtent } from '../core/extent.js';
 import { CairnError, systemErrorCode } from '../core/errors.js';
 
 const PIECE = 4 * 1024 * 1024;
@@ -13,7 +14,7 @@ export interface CopyProgress {
 /** Reads a disk in pieces, several in flight, and hands them over in order. */
 async function forEachPiece(
   reader: BlockReader,
-  visit: (offset: number, data: Buffer | undefined) => Promise<void>,
+  visit: (offset: number, data: Buffer | undefined, allocation: AllocationExtent[]) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<void> {
   const pieces: { offset: number; length: number }[] = [];
@@ -21,10 +22,10 @@ async function forEachPiece(
   const load = async ({ offset, length }: { offset: number; length: number }) => {
     const allocation = await reader.allocation(offset, length);
     // Pieces that are all holes are not read at all.
-    if (allocation.every((extent) => extent.zero)) return { offset, data: undefined };
-    return { offset, data: await reader.read(offset, length) };
+    if (allocation.every((extent) => extent.zero)) return { offset, data: undefined, allocation };
+    return { offset, data: await reader.read(offset, length), allocation };
   };
-  const queue: Promise<{ offset: number; data: Buffer | undefined }>[] = [];
+  const queue: Promise<{ offset: number; data: Buffer | undefined; allocation: AllocationExtent[] }>[] = [];
   let next = 0;
   const fill = () => {
     while (queue.length < IN_FLIGHT && next < pieces.length) {
@@ -36,9 +37,9 @@ async function forEachPiece(
   fill();
   while (queue.length > 0) {
     signal?.throwIfAborted();
-    const { offset, data } = await queue.shift()!;
+    const { offset, data, allocation } = await queue.shift()!;
     fill();
-    await visit(offset, data);
+    await visit(offset, data, allocation);
   }
 }
 
@@ -86,13 +87,16 @@ export async function restoreToPath(reader: BlockReader, dest: string, options: 
     if (!blockDevice) await handle.truncate(reader.size);
     await forEachPiece(
       reader,
-      async (offset, data) => {
+      async (offset, data, allocation) => {
         const length = Math.min(PIECE, reader.size - offset);
-        if (data || blockDevice) {
-          const buf = data ?? Buffer.alloc(length);
+        // A device gets every byte (it holds old data); a file only its data extents (it stays sparse).
+        const extents = blockDevice ? [{ offset, length, zero: false }] : allocation.filter((extent) => !extent.zero);
+        for (const extent of extents) {
+          const start = extent.offset - offset;
+          const buf = data ? data.subarray(start, start + extent.length) : Buffer.alloc(extent.length);
           let written = 0;
           while (written < buf.length) {
-            const { bytesWritten } = await handle.write(buf, written, buf.length - written, offset + written);
+            const { bytesWritten } = await handle.write(buf, written, buf.length - written, extent.offset + written);
             written += bytesWritten;
           }
         }
