@@ -11,9 +11,11 @@ import { gcCommand } from './commands/gc.js';
 import { initCommand } from './commands/init.js';
 import { lsCommand } from './commands/ls.js';
 import { monitorCommand } from './commands/monitor.js';
+import { mountCommand } from './commands/mount.js';
 import { pruneCommand } from './commands/prune.js';
 import { restoreCommand } from './commands/restore.js';
 import { rmCommand } from './commands/rm.js';
+import { serveCommand } from './commands/serve.js';
 import { statCommand } from './commands/stat.js';
 import { verifyCommand } from './commands/verify.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -55,6 +57,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(gcCommand)
     .command(verifyCommand)
     .command(monitorCommand)
+    .command(serveCommand)
+    .command(mountCommand)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()
