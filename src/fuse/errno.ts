@@ -33,6 +33,7 @@ export const ERRNO = {
   EISDIR: -errno.EISDIR,
   ENOTDIR: -errno.ENOTDIR,
   EINVAL: -errno.EINVAL,
+  ENOTCONN: -errno.ENOTCONN,
 } as const;
 
 /** Negative errno for any thrown value. */

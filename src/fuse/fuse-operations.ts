@@ -88,13 +88,17 @@ function statfsOf(space: { totalBytes: number; freeBytes: number }): FuseStatfs 
 export function makeFuseOperations(
   tree: CatalogTree,
   catalog: Catalog,
-  options: { owner: Ownership; blockSize: number; log: Logger; inFlight: InFlight },
+  options: { owner: Ownership; blockSize: number; log: Logger; inFlight: InFlight; closing: { value: boolean } },
 ): FuseOperations {
   const { owner, log, inFlight } = options;
   const files = new Map<number, OpenFile>();
   let nextFd = 1;
 
   function answer<T>(work: () => Promise<T>, reply: (value: T) => void, fail: (errno: number) => void, what: string): void {
+    if (options.closing.value) {
+      fail(ERRNO.ENOTCONN);
+      return;
+    }
     inFlight
       .track(Promise.resolve().then(work))
       .then(reply, (err: unknown) => {
@@ -160,6 +164,10 @@ export function makeFuseOperations(
       const file = files.get(fd);
       if (!file) {
         cb(ERRNO.EBADF);
+        return;
+      }
+      if (options.closing.value) {
+        cb(ERRNO.ENOTCONN);
         return;
       }
       const length = Math.max(0, Math.min(len, file.reader.size - pos));

@@ -6,7 +6,7 @@ import { CairnError } from '../core/errors.js';
 import { childLogger, type Logger } from '../log/index.js';
 import { CatalogTree } from './catalog-tree.js';
 import { InFlight, makeFuseOperations } from './fuse-operations.js';
-import { detachMount, isMountPoint, isStaleFuseMount } from './stale-mount.js';
+import { abortFuseConnection, detachMount, fuseConnectionId, isMountPoint, isStaleFuseMount } from './stale-mount.js';
 
 export interface MountOptions {
   /** Let other users than the mounting one (subject to the files' modes) see the tree. */
@@ -66,11 +66,13 @@ export async function mountCatalog(catalog: Catalog, dirPath: string, options: M
 
   const tree = new CatalogTree(catalog, log);
   const inFlight = new InFlight();
+  const closing = { value: false };
   const operations = makeFuseOperations(tree, catalog, {
     owner: { uid: options.uid ?? process.getuid?.() ?? 0, gid: options.gid ?? process.getgid?.() ?? 0 },
     blockSize: options.blockSize ?? 1024 * 1024,
     log,
     inFlight,
+    closing,
   });
   const fuse = new Fuse(dir, operations, {
     allowOther: options.allowOther ?? false,
@@ -92,18 +94,25 @@ export async function mountCatalog(catalog: Catalog, dirPath: string, options: M
     }
   });
   log.info({ dir }, `restore points mounted at ${dir}`);
+  const connectionId = await fuseConnectionId(dir);
 
   let unmounting: Promise<void> | undefined;
   return {
     dir,
     unmount() {
       unmounting ??= (async () => {
+        // From here on new requests fail at once (ENOTCONN, as from a dead mount); those already
+        // being served get their answer first.
+        closing.value = true;
         if (inFlight.size > 0) log.info({ requests: inFlight.size }, 'letting requests in flight finish before unmounting');
         await inFlight.drained(options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
         await new Promise<void>((done, fail) => fuse.unmount((err) => (err ? fail(err) : done()))).catch(async (err: unknown) => {
           log.warn({ err }, 'unmount failed; detaching lazily');
           await detachMount(dir);
         });
+        // A lazy unmount leaves the connection alive while a file is open; libfuse's thread must not
+        // outlive this process's event loop (fuse-native would crash at exit), so end it now.
+        if (connectionId !== undefined) await abortFuseConnection(connectionId);
         log.info({ dir }, `unmounted ${dir}`);
       })();
       return unmounting;

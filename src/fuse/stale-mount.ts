@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { systemErrorCode } from '../core/errors.js';
 
@@ -43,4 +43,38 @@ export async function detachMount(dir: string): Promise<void> {
       throw first;
     }
   }
+}
+
+const FUSECTL_DIR = '/sys/fs/fuse/connections';
+
+/** The FUSE connection id of the mount at `dir`: the minor number of its device (mountinfo field 3). */
+export async function fuseConnectionId(dir: string): Promise<number | undefined> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== undefined && unescapeMountPath(fields[4]) === dir) {
+      const minor = Number(fields[2]?.split(':')[1]);
+      if (Number.isInteger(minor)) return minor;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Aborts a FUSE connection through fusectl, so requests still queued (a reader holding a file open
+ * after a lazy unmount, a loop device) fail at once and libfuse's loop ends before the process does.
+ * Best effort: needs root, and mounts fusectl where the system has not.
+ */
+export async function abortFuseConnection(id: number): Promise<boolean> {
+  const abortFile = `${FUSECTL_DIR}/${id}/abort`;
+  const tryAbort = () =>
+    writeFile(abortFile, '1').then(
+      () => true,
+      (err: unknown) => (systemErrorCode(err) === 'ENOENT' ? undefined : false),
+    );
+  const first = await tryAbort();
+  if (first !== undefined) return first;
+  // ENOENT: either fusectl is not mounted, or the connection is already gone.
+  await run('mount', ['-t', 'fusectl', 'fusectl', FUSECTL_DIR]).catch(() => undefined);
+  return (await tryAbort()) ?? false;
 }
