@@ -15,7 +15,7 @@ export interface NbdServerOptions {
   maxConnections?: number;
   /** A client must finish option haggling within this time (default 30 s). */
   negotiationTimeoutMs?: number;
-  /** Bytes being read or waiting for the socket, per connection (default 32 MiB) and for the server (default 128 MiB). */
+  /** Bytes being read or waiting for the socket, per connection (default 16 MiB) and for the server (default 48 MiB). */
   connectionInFlightBytes?: number;
   serverInFlightBytes?: number;
 }
@@ -39,7 +39,7 @@ export class NbdServer {
 
   constructor(private readonly options: NbdServerOptions) {
     this.log = options.log ?? silentNbdLogger;
-    this.serverBudget = new ByteBudget(options.serverInFlightBytes ?? 128 * 1024 * 1024);
+    this.serverBudget = new ByteBudget(options.serverInFlightBytes ?? 48 * 1024 * 1024);
   }
 
   get connectionCount(): number {
@@ -106,7 +106,7 @@ export class NbdServer {
     const id = this.nextConnectionId++;
     const log = this.log.child({ conn: id, remote: socket.remoteAddress ?? 'unix' });
     log.debug({}, 'NBD client connected');
-    const connectionBudgetBytes = this.options.connectionInFlightBytes ?? 32 * 1024 * 1024;
+    const connectionBudgetBytes = this.options.connectionInFlightBytes ?? 16 * 1024 * 1024;
     const conn = new NbdConnection(socket, {
       registry: this.options.registry,
       log,
