@@ -82,7 +82,9 @@ function statfsOf(space: { totalBytes: number; freeBytes: number }): FuseStatfs 
 }
 
 /**
- * The fuse-native handlers over a CatalogTree. Every callback answers exactly once and never throws:
+ * The fuse-native handlers over a CatalogTree. There is no lseek handler: fuse-native binds libfuse 2.9,
+ * whose API has no lseek operation (it came with libfuse 3.8), so SEEK_DATA/SEEK_HOLE on these files
+ * fall back to the kernel's default (the whole file is data); holes still read as zeros. Every callback answers exactly once and never throws:
  * failures become errnos through fuseErrnoOf; damaged data is logged with the chunk it came from.
  */
 export function makeFuseOperations(
