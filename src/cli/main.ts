@@ -4,22 +4,38 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CairnError } from '../core/errors.js';
 import { logger, setLogLevel } from '../log/index.js';
-import { backupCommand } from './commands/backup.js';
-import { catCommand } from './commands/cat.js';
-import { configCommand } from './commands/config.js';
-import { gcCommand } from './commands/gc.js';
-import { initCommand } from './commands/init.js';
-import { lsCommand } from './commands/ls.js';
-import { monitorCommand } from './commands/monitor.js';
-import { mountCommand } from './commands/mount.js';
-import { pruneCommand } from './commands/prune.js';
-import { restoreCommand } from './commands/restore.js';
-import { rmCommand } from './commands/rm.js';
-import { serveCommand } from './commands/serve.js';
-import { statCommand } from './commands/stat.js';
-import { verifyCommand } from './commands/verify.js';
+import type { CommandModule } from 'yargs';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { InterruptedError } from './interrupt.js';
+
+/**
+ * Commands load lazily: a backup should not pay for loading the FUSE addon or the NBD server, and
+ * start-up time is most of a small incremental backup. The order here is the order of --help.
+ */
+const COMMANDS: Record<string, () => Promise<CommandModule<object, never>>> = {
+  init: async () => (await import('./commands/init.js')).initCommand as never,
+  backup: async () => (await import('./commands/backup.js')).backupCommand as never,
+  ls: async () => (await import('./commands/ls.js')).lsCommand as never,
+  stat: async () => (await import('./commands/stat.js')).statCommand as never,
+  cat: async () => (await import('./commands/cat.js')).catCommand as never,
+  restore: async () => (await import('./commands/restore.js')).restoreCommand as never,
+  config: async () => (await import('./commands/config.js')).configCommand as never,
+  rm: async () => (await import('./commands/rm.js')).rmCommand as never,
+  prune: async () => (await import('./commands/prune.js')).pruneCommand as never,
+  gc: async () => (await import('./commands/gc.js')).gcCommand as never,
+  verify: async () => (await import('./commands/verify.js')).verifyCommand as never,
+  monitor: async () => (await import('./commands/monitor.js')).monitorCommand as never,
+  serve: async () => (await import('./commands/serve.js')).serveCommand as never,
+  mount: async () => (await import('./commands/mount.js')).mountCommand as never,
+};
+
+/** The command modules this invocation needs: the named one, or all of them (for --help and typos). */
+async function loadCommands(argv: string[]): Promise<CommandModule<object, never>[]> {
+  const first = argv.find((arg) => !arg.startsWith('-'));
+  const loader = first !== undefined ? COMMANDS[first] : undefined;
+  if (loader && !argv.includes('--help') && !argv.includes('-h')) return [await loader()];
+  return Promise.all(Object.values(COMMANDS).map((load) => load()));
+}
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -40,25 +56,11 @@ function reportFailure(err: unknown): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const cli = yargs(argv)
+  let cli = yargs(argv)
     .scriptName('cairn')
     .usage('$0 <command> [options]\n\nCairn: deduplicated backup storage for VM disks, served over NBD and FUSE.\nDisks are named by pseudo-URLs cairn://VM/POINT/DISK[/pN] (POINT may be "latest").')
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as const, describe: 'log verbosity (logs go to stderr)' })
     .middleware((args) => setLogLevel(args['log-level']))
-    .command(initCommand)
-    .command(backupCommand)
-    .command(lsCommand)
-    .command(statCommand)
-    .command(catCommand)
-    .command(restoreCommand)
-    .command(configCommand)
-    .command(rmCommand)
-    .command(pruneCommand)
-    .command(gcCommand)
-    .command(verifyCommand)
-    .command(monitorCommand)
-    .command(serveCommand)
-    .command(mountCommand)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()
@@ -71,6 +73,7 @@ export async function main(argv: string[]): Promise<void> {
     .version()
     .wrap(Math.min(120, process.stdout.columns || 100));
   try {
+    for (const command of await loadCommands(argv)) cli = cli.command(command);
     await cli.parseAsync();
   } catch (err) {
     process.exitCode = reportFailure(err);
