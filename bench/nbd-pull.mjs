@@ -1,0 +1,105 @@
+// NBD pull benchmark (issue 4): a data-filled export (default 4 GiB) pulled in full by `cairn backup`
+// and copied by nbdcopy to a local file (the speed of the pipe), then 5 % of it dirtied in 64 KiB
+// extents spread over the disk and pulled incrementally with the dirty bitmap.
+// Run after `npm run build`:  node bench/nbd-pull.mjs   (env: SIZE=4G RUNS=3 DIRTY=5 PLUGIN=pattern CONNECTIONS=4 CHUNK=1MiB)
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dirtyImage, makeDataImage, serveImage } from './lib/pull-fixture.mjs';
+import { NbdSource } from '../dist/ingest/nbd-source.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cairn = path.join(here, '..', 'bin', 'cairn');
+const units = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
+const sizeText = process.env.SIZE ?? '4G';
+const size = Number.parseInt(sizeText, 10) * (units[sizeText.slice(-1).toUpperCase()] ?? 1);
+const runs = Number(process.env.RUNS ?? 3);
+const dirtyPercent = Number(process.env.DIRTY ?? 5);
+const plugin = process.env.PLUGIN ?? 'pattern';
+const connections = process.env.CONNECTIONS ?? '4';
+const chunk = process.env.CHUNK ?? '1MiB';
+const MiB = 2 ** 20;
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (s) => `${s.toFixed(2)} s`;
+const rate = (bytes, s) => `${(bytes / MiB / s).toFixed(0)} MiB/s`;
+
+function timed(fn) {
+  const t0 = process.hrtime.bigint();
+  const out = fn();
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, out };
+}
+
+/** The NBD client alone: the full extent stream drained, nothing stored (separates pull from store). */
+async function drainSource(uri) {
+  const t0 = process.hrtime.bigint();
+  const source = await NbdSource.open({ uri, connections: Number(connections) });
+  let bytes = 0;
+  for await (const e of source.extents({ chunkSize: MiB, hasBase: false })) bytes += e.data ? e.data.length : 0;
+  await source.close();
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes };
+}
+
+function cairnBackup(repo, uri, extra = []) {
+  const out = execFileSync('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `vda=${uri}`, '--connections', connections, '--json', ...extra], {
+    env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.toString());
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-bench-pull-'));
+try {
+  console.log(`NBD pull benchmark: ${sizeText} export (nbdkit ${plugin} data in qcow2, served by qemu-nbd), chunk ${chunk}, ${connections} connections, ${runs} runs, median`);
+  const image = await makeDataImage(dir, size, plugin);
+
+  // Full pulls: nbdcopy to a local file versus cairn backup into a fresh repository each run.
+  let server = await serveImage(dir, image);
+  const copyTimes = [];
+  const fullTimes = [];
+  const clientTimes = [];
+  let baseRepo;
+  let basePoint;
+  for (let i = 0; i < runs; i++) {
+    const target = path.join(dir, 'nbdcopy.raw');
+    copyTimes.push(timed(() => execFileSync('nbdcopy', [server.uri, target])).seconds);
+    fs.rmSync(target, { force: true });
+    clientTimes.push((await drainSource(server.uri)).seconds);
+
+    const repo = path.join(dir, `repo${i}`);
+    execFileSync('node', [cairn, 'init', '--repo', repo, '--chunk-size', chunk], { stdio: 'ignore' });
+    const { seconds, out } = timed(() => cairnBackup(repo, server.uri));
+    fullTimes.push(seconds);
+    if (baseRepo) fs.rmSync(baseRepo, { recursive: true, force: true });
+    baseRepo = repo;
+    basePoint = out.point;
+  }
+  await server.stop();
+
+  // Incremental pulls: 5 % dirty in 64 KiB extents, read through qemu:dirty-bitmap.
+  const { extents, dirtyBytes } = dirtyImage(image, size, dirtyPercent, 'b0');
+  server = await serveImage(dir, image, 'b0');
+  const incTimes = [];
+  let bytesRead = 0;
+  for (let i = 0; i < runs; i++) {
+    const { seconds, out } = timed(() => cairnBackup(baseRepo, server.uri, ['--bitmap', 'b0', '--base', basePoint]));
+    incTimes.push(seconds);
+    bytesRead = out.disks[0].bytesRead;
+  }
+  await server.stop();
+
+  const copy = median(copyTimes);
+  const full = median(fullTimes);
+  const inc = median(incTimes);
+  const client = median(clientTimes);
+  console.log(`nbdcopy to file          ${fmt(copy)}  ${rate(size, copy)}   (runs: ${copyTimes.map(fmt).join(', ')})`);
+  console.log(`cairn NBD client alone   ${fmt(client)}  ${rate(size, client)}   (runs: ${clientTimes.map(fmt).join(', ')})`);
+  console.log(`cairn full pull          ${fmt(full)}  ${rate(size, full)}   (runs: ${fullTimes.map(fmt).join(', ')})`);
+  console.log(`cairn incremental pull   ${fmt(inc)}  ${(dirtyBytes / MiB).toFixed(0)} MiB dirty in ${extents} extents, read ${(bytesRead / MiB).toFixed(0)} MiB   (runs: ${incTimes.map(fmt).join(', ')})`);
+  console.log(`full / nbdcopy throughput: ${(copy / full).toFixed(2)}x (target >= 0.8x); client alone / nbdcopy: ${(copy / client).toFixed(2)}x`);
+  console.log(`incremental speed-up over full: ${(full / inc).toFixed(1)}x (target >= 10x); ${rate(dirtyBytes, inc)} of dirty data`);
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
