@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../log/index.js';
 import { CairnError } from '../core/errors.js';
 import type { ChangedBlocks } from '../core/changed-blocks.js';
 import { assertBitmapCovers } from '../formats/cbt-bitmap.js';

@@ -1,6 +1,6 @@
 import { rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/index.js';
 import { walkDisks } from './point-walk.js';
 import type { Repository } from './repository.js';
 import { isProcessGone } from './lock.js';
