@@ -11,6 +11,7 @@ import {
   parseListenAddress,
   type NbdListenAddress,
 } from '../../nbd/server/index.js';
+import { openUrlReader } from '../../restore/open-url.js';
 import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
 import { nextTerminationSignal } from './mount.js';
 
@@ -39,7 +40,7 @@ export async function startNbdServer(catalog: Catalog, request: NbdServeRequest)
     );
   }
   const server = new NbdServer({
-    registry: new ExportRegistry(catalog),
+    registry: new ExportRegistry(catalog, openUrlReader),
     log: childLogger('nbd'),
     ...(request.maxConnections !== undefined ? { maxConnections: request.maxConnections } : {}),
   });

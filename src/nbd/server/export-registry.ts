@@ -1,11 +1,21 @@
 import type { BlockReader, ChangeMap } from '../../core/block-reader.js';
 import type { Catalog, PointInfo } from '../../core/catalog.js';
 import { CairnError, isCairnError } from '../../core/errors.js';
-import { openUrlReader } from '../../restore/open-url.js';
 import { formatCairnPath, parseCairnUrl, type CairnUrl } from '../../url/cairn-url.js';
 
-/** Opens the BlockReader a (point-resolved) URL names; injectable so tests can serve in-memory disks. */
+/**
+ * Opens the BlockReader a (point-resolved) URL names. The composition root passes src/restore's
+ * `openUrlReader` (disks and partitions); nbd sits below restore, so it cannot import it itself.
+ */
 export type ExportReaderOpener = (catalog: Catalog, url: CairnUrl) => Promise<BlockReader>;
+
+/** Whole disks only: what a Catalog offers by itself. */
+export const openWholeDisk: ExportReaderOpener = async (catalog, url) => {
+  if (url.partition !== undefined) {
+    throw new CairnError('ERR_NOT_FOUND', `partition exports are not available here: ${formatCairnPath(url)}`, { url: formatCairnPath(url) });
+  }
+  return catalog.openDisk(url.vm!, url.point!, url.disk!);
+};
 
 export interface ExportListing {
   name: string;
@@ -34,7 +44,7 @@ export interface ResolvedExport {
 export class ExportRegistry {
   constructor(
     private readonly catalog: Catalog,
-    private readonly openReader: ExportReaderOpener = openUrlReader,
+    private readonly openReader: ExportReaderOpener = openWholeDisk,
   ) {}
 
   /** Every disk of every point, plus `VM/latest/DISK` for each disk of a VM's newest point. */

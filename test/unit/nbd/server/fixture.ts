@@ -59,7 +59,7 @@ export async function serveMemoryCatalog(options: Partial<NbdServerOptions> = {}
   catalog.addPoint('vm1', '20261121T010000Z', { sda: newer });
   const logs: LogLine[] = [];
   const server = new NbdServer({
-    registry: new ExportRegistry(catalog, (cat, url) => cat.openDisk(url.vm!, url.point!, url.disk!)),
+    registry: new ExportRegistry(catalog),
     log: capturingLogger(logs),
     ...options,
   });
