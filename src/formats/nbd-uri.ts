@@ -94,3 +94,11 @@ export function formatNbdUri(parsed: NbdUri): string {
   const host = parsed.endpoint.host.includes(':') ? `[${parsed.endpoint.host}]` : parsed.endpoint.host;
   return `${parsed.tls ? 'nbds' : 'nbd'}://${host}:${parsed.endpoint.port}${path}${query}`;
 }
+
+/**
+ * Xen export names carry a session token (`/VDI-UUID?session_id=OpaqueRef:…`): mask it wherever an
+ * export name or URI is shown, stored or logged.
+ */
+export function redactNbdSecrets(text: string): string {
+  return text.replace(/(session_id(?:=|%3D))[^&/?"\s]+/gi, '$1***');
+}

@@ -1,6 +1,6 @@
 import { CairnError } from '../core/errors.js';
 import type { Extent } from '../core/extent.js';
-import { formatNbdUri, parseNbdUri, type NbdUri } from '../formats/nbd-uri.js';
+import { formatNbdUri, parseNbdUri, redactNbdSecrets, type NbdUri } from '../formats/nbd-uri.js';
 import { NbdClient } from '../nbd/client/index.js';
 import { NBD_BASE_ALLOCATION } from '../nbd/protocol/index.js';
 import type { DiskSource, ExtentPlan } from './disk-source.js';
@@ -56,7 +56,7 @@ export class NbdSource implements DiskSource {
     private readonly opts: NbdSourceOptions,
     private readonly bitmapContext: string | undefined,
   ) {
-    this.description = `nbd ${redact(formatNbdUri(uri))}${bitmapContext ? ` (${bitmapContext})` : ''}`;
+    this.description = `nbd ${redactNbdSecrets(formatNbdUri(uri))}${bitmapContext ? ` (${bitmapContext})` : ''}`;
     this.runSource = bitmapContext ? { kind: 'dirty-bitmap', context: bitmapContext } : { kind: 'plan' };
   }
 
@@ -78,7 +78,7 @@ export class NbdSource implements DiskSource {
       await client.close();
       throw new CairnError(
         'ERR_NOT_FOUND',
-        `NBD export ${JSON.stringify(uri.exportName)} does not offer the dirty bitmap ${JSON.stringify(bitmap)} (meta context ${context})`,
+        `NBD export ${redactNbdSecrets(JSON.stringify(uri.exportName))} does not offer the dirty bitmap ${JSON.stringify(bitmap)} (meta context ${context})`,
         { bitmap },
       );
     }
@@ -207,9 +207,4 @@ function incrementalBitmap(opts: NbdSourceOptions): string | undefined {
     throw new CairnError('ERR_INVALID_ARGUMENT', `invalid bitmap name ${JSON.stringify(opts.bitmap)}`);
   }
   return opts.bitmap;
-}
-
-/** Xen export names carry a session token (`?session_id=…`); keep it out of stored descriptions and logs. */
-function redact(text: string): string {
-  return text.replace(/(session_id(?:=|%3D))[^&/?]+/gi, '$1***');
 }

@@ -1,5 +1,5 @@
 import { CairnError } from '../../core/errors.js';
-import { parseNbdUri, type NbdUri } from '../../formats/nbd-uri.js';
+import { parseNbdUri, redactNbdSecrets, type NbdUri } from '../../formats/nbd-uri.js';
 import { NBD_TRANSMISSION_FLAG, NbdByteQueue } from '../protocol/index.js';
 import { NbdConnection, type StatusExtent } from './connection.js';
 import { negotiate, type NbdBlockSizes } from './negotiate.js';
@@ -52,7 +52,7 @@ export class NbdClient {
     if (uri.tls) {
       throw new CairnError('ERR_INVALID_ARGUMENT', 'NBD over TLS (nbds://) is not supported yet', { exportName: uri.exportName });
     }
-    const where = `${describeEndpoint(uri.endpoint)} export ${JSON.stringify(uri.exportName)}`;
+    const where = `${describeEndpoint(uri.endpoint)} export ${redactNbdSecrets(JSON.stringify(uri.exportName))}`;
     const first = await openConnection(uri, where, options);
     const conns = [first];
     try {

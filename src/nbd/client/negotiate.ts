@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { CairnError } from '../../core/errors.js';
+import { redactNbdSecrets } from '../../formats/nbd-uri.js';
 import {
   NBD_CLIENT_FLAG,
   NBD_HANDSHAKE_FLAG,
@@ -135,7 +136,7 @@ export async function negotiate(socket: Socket, queue: NbdByteQueue, opts: Negot
     if (reply.type === NBD_REP.NBD_REP_ERR_UNKNOWN) throw unknownExport(opts, reply);
     if (reply.type === NBD_REP.NBD_REP_ERR_TLS_REQD) {
       throw new CairnError('ERR_NBD_REMOTE', `NBD server ${opts.where} requires TLS, which Cairn does not speak yet`, {
-        exportName: opts.exportName,
+        exportName: redactNbdSecrets(opts.exportName),
       });
     }
     if (isOptionReplyError(reply.type)) throw optionFailed(opts, NBD_OPT.NBD_OPT_GO, reply);
@@ -159,8 +160,8 @@ async function exportNameFallback(
   try {
     head = await queue.read(NBD_SIZE.EXPORT_NAME_REPLY);
   } catch (err) {
-    throw new CairnError('ERR_NOT_FOUND', `NBD server ${opts.where} closed the connection: no export ${JSON.stringify(opts.exportName)}?`, {
-      exportName: opts.exportName,
+    throw new CairnError('ERR_NOT_FOUND', `NBD server ${opts.where} closed the connection: no such export?`, {
+      exportName: redactNbdSecrets(opts.exportName),
     }, { cause: err });
   }
   const { size, transmissionFlags } = decodeExportNameReply(head);
@@ -200,8 +201,8 @@ function checkBlockSizes(info: { minimum: number; preferred: number; maximum: nu
 
 function unknownExport(opts: NegotiateOptions, reply: OptionReply): CairnError {
   const msg = decodeRepErrorMessage(reply.data);
-  return new CairnError('ERR_NOT_FOUND', `NBD server ${opts.where} has no export ${JSON.stringify(opts.exportName)}${msg ? `: ${msg}` : ''}`, {
-    exportName: opts.exportName,
+  return new CairnError('ERR_NOT_FOUND', `NBD server ${opts.where} has no such export${msg ? `: ${redactNbdSecrets(msg)}` : ''}`, {
+    exportName: redactNbdSecrets(opts.exportName),
   });
 }
 
