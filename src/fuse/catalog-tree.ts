@@ -63,7 +63,10 @@ export class CatalogTree {
     return this.readers.get(`${point.vm}/${point.id}/${disk}`, () => this.catalog.openDisk(point.vm, point.id, disk));
   }
 
-  /** The disk's partition table, or undefined (logged once) when it is damaged or unreadable. */
+  /**
+   * The disk's partition table, or undefined (logged once) when the table is invalid. Damaged or
+   * unreadable data under the table is not remembered: it fails this listing with EIO and is retried.
+   */
   private partitionTable(point: PointInfo, disk: string): Promise<PartitionTable | undefined> {
     const key = `${point.vm}/${point.id}/${disk}`;
     return this.tables.get(key, async () => {
@@ -72,7 +75,7 @@ export class CatalogTree {
         for (const warning of table.warnings) this.log.warn({ disk: key }, `${key}: ${warning}`);
         return table;
       } catch (err) {
-        if (!isCairnError(err)) throw err;
+        if (!isCairnError(err, 'ERR_FORMAT_INVALID')) throw err;
         this.log.warn({ disk: key, code: err.code, ...err.context }, `${key}: partitions not shown: ${err.message}`);
         return undefined;
       }

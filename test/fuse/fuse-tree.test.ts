@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mountCatalog, type FuseMount } from '../../src/fuse/index.js';
 import type { Repository } from '../../src/store/repository.js';
-import { MiB, kernelSupports, makeGptExt4Disk, makeMbrFatDisk, makeTempDir, sfdiskJson } from '../helpers/disk-images.js';
+import { MiB, flipByte, kernelSupports, makeGptExt4Disk, makeMbrFatDisk, makeTempDir, sfdiskJson } from '../helpers/disk-images.js';
 import { backup, catalogOf, isMounted, makeRepository, sh, shOk, waitFor } from '../helpers/fuse-harness.js';
 
 let dir: string;
@@ -132,6 +134,20 @@ describe('FUSE tree over a repository', () => {
     const direct = await sh('cmp', ['-n', String(p5.size * 512), join(mnt, 'win', point, 'hda', 'p5.raw'), disk, '0', String(p5.start * 512)]);
     expect(direct.code, direct.stdout).toBe(0);
     await expectFilesInPartition(join(mnt, 'win', point, 'hda', 'p1.raw'), files, 'vfat');
+  });
+
+  it('lists no partitions for a disk whose table is damaged, and still serves the disk', async () => {
+    const { disk } = makeGptExt4Disk(dir);
+    flipByte(disk, 512 + 60); // primary GPT header
+    flipByte(disk, 32 * MiB - 512 + 60); // backup GPT header
+    const point = await backup(repo, 'bad', { vda: disk });
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
+    mounts.push(await mountCatalog(catalogOf(repo), mnt, { log }));
+    expect((await shOk('ls', ['-A', join(mnt, 'bad', point, 'vda')])).trim()).toBe('');
+    expect(lines.join('')).toMatch(/partitions not shown: GPT partition table is damaged/);
+    expect((await sh('stat', [join(mnt, 'bad', point, 'vda', 'p1.raw')])).code).not.toBe(0);
+    expect((await sh('cmp', [disk, join(mnt, 'bad', point, 'vda.raw')])).code).toBe(0);
   });
 
   it('shows new points without remounting and drops removed ones', async () => {
