@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../../../src/nbd/client/index.js';
 import {
@@ -175,5 +179,28 @@ describe('NbdClient against a (misbehaving) fake server', () => {
       code: 'ERR_NOT_FOUND',
       message: expect.stringMatching(/export "missing" has no such export: no such export/),
     });
+  });
+
+  it('gives up on a server that accepts but never greets, and on one that is not NBD', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-nbd-silent-'));
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s));
+    const garbage = net.createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    await new Promise<void>((r) => silent.listen(path.join(dir, 'silent.sock'), r));
+    await new Promise<void>((r) => garbage.listen(path.join(dir, 'garbage.sock'), r));
+    try {
+      await expect(
+        NbdClient.open({ uri: `nbd+unix:///x?socket=${path.join(dir, 'silent.sock')}`, connectTimeoutMs: 300 }),
+      ).rejects.toMatchObject({ code: 'ERR_TIMEOUT', message: expect.stringMatching(/handshake within 300 ms/) });
+      await expect(NbdClient.open({ uri: `nbd+unix:///x?socket=${path.join(dir, 'garbage.sock')}` })).rejects.toMatchObject({
+        code: 'ERR_NBD_PROTOCOL',
+        message: expect.stringMatching(/not an NBD server/),
+      });
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+      garbage.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
