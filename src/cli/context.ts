@@ -1,7 +1,10 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
+import { existsSync } from 'node:fs';
 import { Repository } from '../store/repository.js';
+import { CONFIG_FILE, DEFAULT_CHUNK_SIZE } from '../store/repository-config.js';
+import { childLogger } from '../log/index.js';
 import { RepositoryCatalog, type CatalogOptions } from '../restore/catalog.js';
 
 export interface RepoArgs {
@@ -31,12 +34,24 @@ export function withJsonOption<T>(yargs: Argv<T>): Argv<T & JsonArgs> {
   return yargs.option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<T & JsonArgs>;
 }
 
-export async function openRepoFromArgs(argv: RepoArgs): Promise<Repository> {
-  return Repository.open(resolveRepoPath(argv));
+export interface OpenOptions {
+  /** Create the default repository ($XDG_DATA_HOME/cairn) when it does not exist yet (`npm start`). */
+  createDefault?: boolean;
 }
 
-export async function openCatalogFromArgs(argv: RepoArgs, options: CatalogOptions = {}): Promise<RepositoryCatalog> {
-  return new RepositoryCatalog(await openRepoFromArgs(argv), options);
+export async function openRepoFromArgs(argv: RepoArgs, options: OpenOptions = {}): Promise<Repository> {
+  const root = resolveRepoPath(argv);
+  const isDefault = !argv.repo && !process.env.CAIRN_REPO;
+  if (options.createDefault && isDefault && !existsSync(join(root, CONFIG_FILE))) {
+    const repo = await Repository.init(root, DEFAULT_CHUNK_SIZE);
+    childLogger('cli').info({ repo: root }, `created the default repository ${root}`);
+    return repo;
+  }
+  return Repository.open(root);
+}
+
+export async function openCatalogFromArgs(argv: RepoArgs, options: CatalogOptions & OpenOptions = {}): Promise<RepositoryCatalog> {
+  return new RepositoryCatalog(await openRepoFromArgs(argv, options), options);
 }
 
 /** Prints a result: JSON on --json, otherwise the human-readable lines. */
