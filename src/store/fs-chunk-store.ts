@@ -150,6 +150,26 @@ export class FsChunkStore implements ChunkStore {
     }
   }
 
+  /**
+   * Puts back chunks a crashed GC had renamed aside (`.gc-<digest>`) but not yet judged; the next GC
+   * decides on them again. Returns how many were restored.
+   */
+  async restoreAsideChunks(): Promise<number> {
+    let restored = 0;
+    const prefixes = await readdir(this.dir).catch(() => [] as string[]);
+    for (const prefix of prefixes) {
+      const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
+      for (const name of names) {
+        const digest = name.startsWith('.gc-') ? name.slice(4) : '';
+        if (!DIGEST_PATTERN.test(digest)) continue;
+        const aside = join(this.dir, prefix, name);
+        if (names.includes(digest)) await unlink(aside).catch(() => undefined);
+        else if (await rename(aside, join(this.dir, prefix, digest)).then(() => true, () => false)) restored++;
+      }
+    }
+    return restored;
+  }
+
   /** Temp files left by writers that died (only those older than `olderThanMs`). */
   async *listStaleTempFiles(olderThanMs: number): AsyncIterable<string> {
     let prefixes: string[];

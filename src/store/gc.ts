@@ -36,6 +36,8 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   const graceMs = options.graceMs ?? DEFAULT_GC_GRACE_MS;
   const lock = await repo.locks.acquire('gc', 'garbage collection');
   try {
+    const restored = await repo.chunks.restoreAsideChunks();
+    if (restored > 0) options.logger?.warn({ restored }, 'restored chunks an interrupted GC had set aside');
     const startMs = Date.now();
     const writersAtStart = await repo.runningWriters();
     const referenced = new Set<string>();
