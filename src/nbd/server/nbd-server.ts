@@ -46,6 +46,11 @@ export class NbdServer {
     return this.connections.size;
   }
 
+  /** Bytes of replies being prepared or queued on sockets, over all connections (0 when idle). */
+  get inFlightBytes(): number {
+    return this.serverBudget.inUse;
+  }
+
   /** Starts listening; resolves with the bound address (the real port when 0 was asked). */
   async listen(address: NbdListenAddress): Promise<NbdListenAddress> {
     if (this.closing) throw new CairnError('ERR_INVALID_ARGUMENT', 'NBD server is closed');

@@ -237,6 +237,22 @@ describe('NBD server against hostile clients', () => {
     expect((await good.nextChunk(4)).error).toBe(0);
   });
 
+  it('releases every connection and every in-flight byte after hundreds of abrupt disconnects', async () => {
+    served.newer.delayFor = (offset) => (offset % (2 * BLOCK) === 0 ? 5 : 0);
+    for (let round = 0; round < 50; round++) {
+      // This suite's server admits 4 clients: wait for the previous batch to be gone.
+      await expect.poll(() => served.server.connectionCount, { timeout: 5000, interval: 5 }).toBe(0);
+      const batch = await Promise.all(Array.from({ length: 4 }, () => attach('vm1/latest/sda', { structured: round % 2 === 0 })));
+      for (const client of batch) {
+        for (let j = 0; j < 16; j++) client.send(req(NBD_CMD.NBD_CMD_READ, (j % 16) * BLOCK, BLOCK));
+        client.close();
+      }
+      clients = [];
+    }
+    await expect.poll(() => served.server.connectionCount, { timeout: 10_000 }).toBe(0);
+    expect(served.server.inFlightBytes).toBe(0);
+  });
+
   it('refuses clients beyond the connection limit with a clear log line', async () => {
     const sockets = [];
     for (let i = 0; i < 6; i++) sockets.push(await RawNbdClient.connect(served.socketPath));
