@@ -3,6 +3,9 @@ import type { BlockReader } from '../core/block-reader.js';
 /** How far ahead to fetch once reads are sequential: a few chunks, but never more than this many bytes. */
 export const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 const MAX_BLOCKS_AHEAD = 16;
+/** Reads this close to where the last one ended count as sequential: several FUSE threads may deliver
+ * the kernel's readahead requests slightly out of order, within its (≤ 1 MiB here) window. */
+const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
 
 /**
  * Per open file: when reads follow each other (the kernel sends 128 KiB requests, possibly a little
@@ -22,7 +25,7 @@ export class SequentialReadAhead {
 
   /** Called for every read before it is served. */
   noteRead(offset: number, length: number): void {
-    const sequential = this.lastEnd >= 0 && Math.abs(offset - this.lastEnd) <= this.window;
+    const sequential = this.lastEnd >= 0 && Math.abs(offset - this.lastEnd) <= SEQUENTIAL_SLACK_BYTES;
     this.lastEnd = Math.max(offset + length, sequential ? this.lastEnd : 0);
     if (!sequential) {
       this.fetchedUntil = offset + length;

@@ -23,6 +23,7 @@ import {
 
 const CHILD = join(import.meta.dirname, '..', 'helpers', 'fuse-mount-child.mjs');
 const DIST_ENTRY = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'commands', 'mount.js');
+const CAIRN = join(import.meta.dirname, '..', '..', 'bin', 'cairn');
 
 let dir: string;
 let mnt: string;
@@ -47,6 +48,14 @@ function randomDisk(name: string, size: number): string {
   const path = join(dir, name);
   writeFileSync(path, randomBytes(size));
   return path;
+}
+
+/** `cairn mount` itself, as an operator runs it. */
+function startCairnMount(): ReturnType<typeof start> {
+  expect(existsSync(DIST_ENTRY), 'dist/ is missing: run npm run build').toBe(true);
+  const child = start(process.execPath, [CAIRN, 'mount', mnt, '--repo', join(dir, 'repo')]);
+  children.push(child);
+  return child;
 }
 
 function startMountProcess(delayMs = 0): ReturnType<typeof start> {
@@ -111,19 +120,32 @@ describe('FUSE mount lifecycle', () => {
   it('replaces a stale mount left by a crashed process, saying so', async () => {
     const source = randomDisk('sda.img', MiB);
     const point = await backup(repo, 'vm', { sda: source });
-    const crashed = startMountProcess();
-    await waitFor('the first mount', () => crashed.output().includes('MOUNTED'));
+    const crashed = startCairnMount();
+    await waitFor('the first mount', () => isMounted(mnt));
     crashed.kill('SIGKILL');
     await exited(crashed);
     const stale = await sh('stat', [mnt]);
     expect(stale.stderr).toMatch(/Transport endpoint is not connected/);
 
-    const again = startMountProcess();
-    await waitFor('the second mount', () => again.output().includes('MOUNTED'));
+    const again = startCairnMount();
+    await waitFor('the second mount', () => again.output().includes('restore points mounted'));
     expect(again.output()).toMatch(/stale FUSE mount/);
     expect((await sh('cmp', [source, join(mnt, 'vm', point, 'sda.raw')])).code).toBe(0);
     again.kill('SIGINT');
     expect(await exited(again)).toBe(0);
+    expect(again.output()).toMatch(/SIGINT received: unmounting/);
+    expect(await isMounted(mnt)).toBe(false);
+  });
+
+  it('refuses a second mount on a live one with a clear message', async () => {
+    await backup(repo, 'vm', { sda: randomDisk('sda.img', MiB) });
+    const first = startCairnMount();
+    await waitFor('the first mount', () => first.output().includes('restore points mounted'));
+    const second = startCairnMount();
+    expect(await exited(second)).not.toBe(0);
+    expect(second.output()).toMatch(/is already a mount point/);
+    first.kill('SIGTERM');
+    expect(await exited(first)).toBe(0);
     expect(await isMounted(mnt)).toBe(false);
   });
 });

@@ -1,0 +1,69 @@
+// Small pieces of the FUSE layer that need no mount: errno mapping, listing cache, read-ahead.
+import { constants } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import type { BlockReader } from '../../src/core/block-reader.js';
+import { CairnError, ErrorCode } from '../../src/core/errors.js';
+import { fuseErrnoOf } from '../../src/fuse/errno.js';
+import { SequentialReadAhead } from '../../src/fuse/read-ahead.js';
+import { TtlCache } from '../../src/fuse/ttl-cache.js';
+
+describe('fuseErrnoOf', () => {
+  it('maps every error code to a negative errno, damaged data to EIO', () => {
+    for (const code of Object.values(ErrorCode)) expect(fuseErrnoOf(new CairnError(code, 'x'))).toBeLessThan(0);
+    expect(fuseErrnoOf(new CairnError('ERR_NOT_FOUND', 'x'))).toBe(-constants.errno.ENOENT);
+    expect(fuseErrnoOf(new CairnError('ERR_CHUNK_CORRUPT', 'x'))).toBe(-constants.errno.EIO);
+    expect(fuseErrnoOf(new CairnError('ERR_CHUNK_MISSING', 'x'))).toBe(-constants.errno.EIO);
+    expect(fuseErrnoOf(Object.assign(new Error('gone'), { code: 'ENOENT' }))).toBe(-constants.errno.ENOENT);
+    expect(fuseErrnoOf(new Error('bug'))).toBe(-constants.errno.EIO);
+  });
+});
+
+describe('TtlCache', () => {
+  it('shares one lookup, forgets failures, and expires', async () => {
+    const cache = new TtlCache<number>(50);
+    let calls = 0;
+    const load = async () => ++calls;
+    expect(await Promise.all([cache.get('k', load), cache.get('k', load)])).toEqual([1, 1]);
+    await expect(cache.get('bad', async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    expect(await cache.get('bad', async () => 7)).toBe(7);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await cache.get('k', load)).toBe(2);
+  });
+});
+
+describe('SequentialReadAhead', () => {
+  function recorder(size: number, blockSize: number): BlockReader & { reads: number[] } {
+    const reads: number[] = [];
+    return {
+      size,
+      blockSize,
+      reads,
+      read: async (offset, length) => (reads.push(offset), Buffer.alloc(length)),
+      allocation: async () => [],
+    };
+  }
+
+  it('fetches the next blocks once reads are sequential, each block once', () => {
+    const reader = recorder(64 * 1024 * 1024, 1024 * 1024);
+    const ahead = new SequentialReadAhead(reader);
+    ahead.noteRead(0, 131072);
+    expect(reader.reads).toEqual([]);
+    ahead.noteRead(131072, 131072);
+    const first = [...reader.reads];
+    expect(first.length).toBeGreaterThan(1);
+    expect(first.every((offset) => offset % (1024 * 1024) === 0)).toBe(true);
+    ahead.noteRead(262144, 131072);
+    expect(reader.reads.length).toBe(first.length); // nothing new within the window
+    expect(new Set(reader.reads).size).toBe(reader.reads.length);
+  });
+
+  it('does nothing for random reads and stops at the end of the disk', () => {
+    const reader = recorder(3 * 1024 * 1024, 1024 * 1024);
+    const ahead = new SequentialReadAhead(reader);
+    ahead.noteRead(2 * 1024 * 1024, 4096);
+    ahead.noteRead(0, 4096);
+    expect(reader.reads).toEqual([]);
+    ahead.noteRead(4096, 4096);
+    expect(Math.max(...reader.reads)).toBeLessThan(3 * 1024 * 1024);
+  });
+});
