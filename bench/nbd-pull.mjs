@@ -84,9 +84,13 @@ try {
   const incTimes = [];
   let bytesRead = 0;
   for (let i = 0; i < runs; i++) {
-    const { seconds, out } = timed(() => cairnBackup(baseRepo, server.uri, ['--bitmap', 'b0', '--base', basePoint]));
+    // A fresh copy of the base repository each run: otherwise later runs find the new chunks stored.
+    const repo = path.join(dir, `inc${i}`);
+    fs.cpSync(baseRepo, repo, { recursive: true });
+    const { seconds, out } = timed(() => cairnBackup(repo, server.uri, ['--bitmap', 'b0', '--base', basePoint]));
     incTimes.push(seconds);
     bytesRead = out.disks[0].bytesRead;
+    fs.rmSync(repo, { recursive: true, force: true });
   }
   await server.stop();
 
