@@ -23,6 +23,12 @@ export function prng(seed) {
 /** Starts a daemonizing server (nbdkit -P, qemu-nbd --fork): it returns once the socket listens. */
 function daemon(cmd, args, pidFile) {
   sh(cmd, args);
+  // The pid file may appear a moment after the parent returns: poll for it with a deadline.
+  const until = Date.now() + 10_000;
+  while (!fs.existsSync(pidFile) || fs.readFileSync(pidFile, 'utf8').trim() === '') {
+    if (Date.now() > until) throw new Error(`${cmd} wrote no pid file ${pidFile}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
   const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
   return async () => {
     try {
