@@ -6,6 +6,7 @@ import type { Logger } from '../log/index.js';
 import type { CatalogTree, TreeNode } from './catalog-tree.js';
 import { ERRNO, fuseErrnoOf } from './errno.js';
 import { SequentialReadAhead } from './read-ahead.js';
+import { BlockWindow } from './block-window.js';
 
 export interface Ownership {
   uid: number;
@@ -26,6 +27,7 @@ interface OpenFile {
   path: string;
   reader: BlockReader;
   readAhead: SequentialReadAhead;
+  window: BlockWindow;
 }
 
 /** Counts requests being served, so an unmount can let them finish first. */
@@ -151,7 +153,7 @@ export function makeFuseOperations(
           const fd = nextFd++;
           // fuse-native passes fds as uint32 and treats 0 as "none": wrap well before that.
           if (nextFd > 0x7fffffff) nextFd = 1;
-          files.set(fd, { path, reader, readAhead: new SequentialReadAhead(reader) });
+          files.set(fd, { path, reader, readAhead: new SequentialReadAhead(reader), window: new BlockWindow(reader) });
           cb(0, fd);
         },
         (e) => cb(e),
@@ -178,8 +180,14 @@ export function makeFuseOperations(
         return;
       }
       file.readAhead.noteRead(pos, length);
+      const held = file.window.peek(pos, length);
+      if (held) {
+        held.copy(buf, 0, 0, length);
+        cb(length);
+        return;
+      }
       answer(
-        () => file.reader.read(pos, length),
+        () => file.window.read(pos, length),
         (data) => {
           data.copy(buf, 0, 0, length);
           cb(length);

@@ -67,3 +67,28 @@ describe('SequentialReadAhead', () => {
     expect(Math.max(...reader.reads)).toBeLessThan(3 * 1024 * 1024);
   });
 });
+
+describe('BlockWindow', () => {
+  it('answers ranges inside the last block without another read, and reads spans directly', async () => {
+    const { BlockWindow } = await import('../../src/fuse/block-window.js');
+    const disk = Buffer.alloc(3 * 65536 + 100);
+    for (let i = 0; i < disk.length; i++) disk[i] = (i * 13) & 0xff;
+    const reads: Array<[number, number]> = [];
+    const reader: BlockReader = {
+      size: disk.length,
+      blockSize: 65536,
+      read: async (offset, length) => (reads.push([offset, length]), disk.subarray(offset, offset + length)),
+      allocation: async () => [],
+    };
+    const window = new BlockWindow(reader);
+    expect(window.peek(0, 10)).toBeUndefined();
+    expect(await window.read(70000, 1000)).toEqual(disk.subarray(70000, 71000));
+    expect(reads).toEqual([[65536, 65536]]);
+    expect(window.peek(65536, 65536)).toEqual(disk.subarray(65536, 131072));
+    expect(window.peek(131000, 1000)).toBeUndefined();
+    expect(await window.read(131000, 1000)).toEqual(disk.subarray(131000, 132000));
+    expect(reads[1]).toEqual([131000, 1000]);
+    expect(await window.read(3 * 65536, 100)).toEqual(disk.subarray(3 * 65536));
+    expect(reads[2]).toEqual([3 * 65536, 100]);
+  });
+});
