@@ -23,6 +23,7 @@ export class QemuFleecingVm {
   private fleeceCount = 0;
   private nbdStarted = false;
   private current: { exp: FleeceExport; node: string; job: string } | undefined;
+  private access: { exp: FleeceExport; n: number } | undefined;
 
   private constructor(
     readonly dir: string,
@@ -165,6 +166,74 @@ export class QemuFleecingVm {
     const all = /\((0x[0-9a-f]+)\) bytes\s+(?:not )?allocated at offset/g;
     const out = await this.hmpQemuIo(this.current.node, 'map', (text) => sum(text, all) >= size);
     return sum(out, /\((0x[0-9a-f]+)\) bytes\s+allocated at offset/g);
+  }
+
+  /**
+   * The Proxmox-style graph (QEMU 7.1+, as PVE's backup-access-setup builds it): a copy-before-write
+   * filter in front of the device and a snapshot-access node exported writable. With
+   * `previousBitmap`, the filter and the export are limited to that bitmap: reads and allocation
+   * queries outside its dirty areas FAIL, as they do for a Proxmox backup provider.
+   */
+  async startSnapshotAccess(opts: { previousBitmap?: string; nextBitmap: string }): Promise<FleeceExport> {
+    if (this.current || this.access) throw new Error('a fleecing export is already running');
+    const n = this.fleeceCount++;
+    const scratch = path.join(this.dir, `access${n}.raw`);
+    await run('qemu-img', ['create', '-q', '-f', 'raw', scratch, String(this.size)]);
+    await this.qmp.execute('blockdev-add', { 'node-name': `fl${n}`, driver: 'file', filename: scratch, discard: 'unmap' });
+    const actions: Array<{ type: string; data: Record<string, unknown> }> = [];
+    if (opts.previousBitmap) actions.push({ type: 'block-dirty-bitmap-disable', data: { node: DISK_NODE, name: opts.previousBitmap } });
+    actions.push({ type: 'block-dirty-bitmap-add', data: { node: DISK_NODE, name: opts.nextBitmap } });
+    await this.qmp.execute('transaction', { actions });
+    await this.qmp.execute('blockdev-add', {
+      driver: 'copy-before-write',
+      'node-name': `cbw${n}`,
+      discard: 'unmap',
+      file: DISK_NODE,
+      target: `fl${n}`,
+      ...(opts.previousBitmap ? { bitmap: { node: DISK_NODE, name: opts.previousBitmap } } : {}),
+    });
+    // The freeze: from here on guest writes copy the old data into the fleecing file first.
+    await this.qmp.execute('qom-set', { path: DEVICE_QOM, property: 'drive', value: `cbw${n}` });
+    // discard=unmap, or QEMU silently ignores the TRIMs of --discard-after-read.
+    await this.qmp.execute('blockdev-add', { driver: 'snapshot-access', 'node-name': `acc${n}`, file: `cbw${n}`, discard: 'unmap' });
+    const socketPath = path.join(this.dir, 'nbd.sock');
+    if (!this.nbdStarted) {
+      await this.qmp.execute('nbd-server-start', { addr: { type: 'unix', data: { path: socketPath } } });
+      this.nbdStarted = true;
+    }
+    const exportName = `access${n}`;
+    await this.qmp.execute('block-export-add', {
+      type: 'nbd',
+      id: exportName,
+      'node-name': `acc${n}`,
+      name: exportName,
+      writable: true,
+      ...(opts.previousBitmap ? { bitmaps: [{ node: DISK_NODE, name: opts.previousBitmap }] } : {}),
+    });
+    const exp: FleeceExport = {
+      exportName,
+      socketPath,
+      scratchPath: scratch,
+      uri: `nbd+unix:///${exportName}?socket=${socketPath}`,
+      ...(opts.previousBitmap ? { bitmap: opts.previousBitmap } : {}),
+    };
+    this.access = { exp, n };
+    return exp;
+  }
+
+  async stopSnapshotAccess(dropBitmap = true): Promise<void> {
+    const cur = this.access;
+    if (!cur) return;
+    this.access = undefined;
+    await this.qmp.execute('block-export-del', { id: cur.exp.exportName, mode: 'hard' });
+    await this.qmp.waitEvent('BLOCK_EXPORT_DELETED', (e) => e.data?.['id'] === cur.exp.exportName);
+    await this.qmp.execute('blockdev-del', { 'node-name': `acc${cur.n}` });
+    await this.qmp.execute('qom-set', { path: DEVICE_QOM, property: 'drive', value: DISK_NODE });
+    await this.qmp.execute('blockdev-del', { 'node-name': `cbw${cur.n}` });
+    await this.qmp.execute('blockdev-del', { 'node-name': `fl${cur.n}` });
+    if (dropBitmap && cur.exp.bitmap) {
+      await this.qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name: cur.exp.bitmap });
+    }
   }
 
   async stop(): Promise<void> {
