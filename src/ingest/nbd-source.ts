@@ -143,7 +143,7 @@ export class NbdSource implements DiskSource {
         } else {
           queue.push({ step });
         }
-        // Once the head's read is done, hand it out instead of waiting on more block status.
+        // A zero or unchanged head costs no I/O: hand it out now rather than after more block status.
         if (queue.length > 1 && queue[0]!.step.kind !== 'read') return;
       }
     };
