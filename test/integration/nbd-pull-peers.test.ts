@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseChangedBlockBitmap, XEN_CBT_BLOCK_SIZE } from '../../src/formats/cbt-bitmap.js';
 import { NbdSource } from '../../src/ingest/nbd-source.js';
-import { nbdcopyToFile, qemuIo, startNbdkit, startQemuNbd } from '../helpers/qemu-nbd-peers.js';
+import { nbdcopyToFile, qemuIo, startNbdkit, startNbdkitTcp, startQemuNbd } from '../helpers/qemu-nbd-peers.js';
 import { killAllChildren, run } from '../helpers/qemu-process.js';
 import { backupOne, bytesByKind, dirtyRanges, initRepo, insideAny, readPoint, RecordingSource } from '../helpers/qemu-pull-backup.js';
 
@@ -123,6 +123,19 @@ describe('NBD pull from qemu-nbd and nbdkit', () => {
     for (const e of rec.extentsSeen.filter((x) => x.kind !== 'unchanged')) expect(insideAny(e.offset, e.length, changed)).toBe(true);
     // The zeroed block is known from base:allocation, so only two blocks were read.
     expect(rec.bytesRead).toBe(2 * XEN_CBT_BLOCK_SIZE);
+  });
+
+  it('nbd://HOST:PORT/ over TCP', async () => {
+    const repoDir = path.join(dir, 'repo');
+    const repo = await initRepo(repoDir);
+    const peer = await startNbdkitTcp(['memory', '4M']);
+    await qemuIo(peer.uri, 'raw', 'write -P 0x71 512k 1M');
+    const expected = path.join(dir, 'expected.raw');
+    await nbdcopyToFile(peer.uri, expected);
+    const source = await NbdSource.open({ uri: peer.uri });
+    expect(source.description).toBe(`nbd nbd://127.0.0.1:${peer.port}/`);
+    const r = await backupOne(repo, 'vm', 'd', source);
+    expect((await readPoint(repoDir, 'vm', r.point, 'd')).equals(fs.readFileSync(expected))).toBe(true);
   });
 
   it('--bwlimit caps the read rate', async () => {
