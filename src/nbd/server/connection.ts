@@ -14,6 +14,7 @@ export interface ConnectionOptions {
   log: NbdLogger;
   maxPayload: number;
   negotiationTimeoutMs: number;
+  writeStallTimeoutMs: number;
   connectionBudgetBytes: number;
   serverBudget: ByteBudget;
   newConnectionBudget: () => ByteBudget;
@@ -52,7 +53,9 @@ export class NbdConnection {
   private async run(): Promise<void> {
     const { socket, options } = this;
     const queue = NbdByteQueue.fromStream(socket, 2 * 1024 * 1024);
-    const writer = new ReplyWriter(socket);
+    const writer = new ReplyWriter(socket, options.writeStallTimeoutMs, () =>
+      options.log.warn({ timeoutMs: options.writeStallTimeoutMs }, 'NBD client stopped reading replies; dropping it'),
+    );
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const timer = setTimeout(() => {
       options.log.info({ timeoutMs: options.negotiationTimeoutMs }, 'NBD client did not finish the handshake in time; closing');

@@ -15,6 +15,8 @@ export interface NbdServerOptions {
   maxConnections?: number;
   /** A client must finish option haggling within this time (default 30 s). */
   negotiationTimeoutMs?: number;
+  /** A client that leaves replies unread this long is dropped (default 60 s). */
+  writeStallTimeoutMs?: number;
   /** Bytes being read or waiting for the socket, per connection (default 16 MiB) and for the server (default 48 MiB). */
   connectionInFlightBytes?: number;
   serverInFlightBytes?: number;
@@ -117,6 +119,7 @@ export class NbdServer {
       log,
       maxPayload: NBD_SIZE.MAX_PAYLOAD,
       negotiationTimeoutMs: this.options.negotiationTimeoutMs ?? 30_000,
+      writeStallTimeoutMs: this.options.writeStallTimeoutMs ?? 60_000,
       connectionBudgetBytes,
       serverBudget: this.serverBudget,
       newConnectionBudget: () => new ByteBudget(connectionBudgetBytes),

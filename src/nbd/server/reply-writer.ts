@@ -13,7 +13,15 @@ export class ReplyWriter {
   private closed = false;
   private corked = false;
 
-  constructor(private readonly socket: Socket) {
+  /**
+   * @param stallTimeoutMs a client that leaves replies unread this long while we wait to write is
+   *   dropped: it would otherwise pin its share of the server's in-flight budget forever.
+   */
+  constructor(
+    private readonly socket: Socket,
+    private readonly stallTimeoutMs = 60_000,
+    private readonly onStall: () => void = () => undefined,
+  ) {
     socket.on('drain', () => this.wakeAll());
     socket.on('close', () => {
       this.closed = true;
@@ -36,8 +44,17 @@ export class ReplyWriter {
     for (const buf of buffers) ok = this.socket.write(buf) && ok;
     if (ok) return;
     await new Promise<void>((resolve) => {
-      if (this.isClosed) resolve();
-      else this.drainWaiters.push(resolve);
+      if (this.isClosed) return resolve();
+      const timer = setTimeout(() => {
+        if (this.isClosed || !this.socket.writableNeedDrain) return;
+        this.onStall();
+        this.socket.destroy();
+      }, this.stallTimeoutMs);
+      timer.unref();
+      this.drainWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 

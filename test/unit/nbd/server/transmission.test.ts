@@ -284,3 +284,25 @@ describe('NBD server against hostile clients', () => {
     await client.closed;
   });
 });
+
+describe('NBD server against a client that stops reading', () => {
+  it('drops it after the write stall timeout and frees its budget', async () => {
+    const own = await serveMemoryCatalog({ writeStallTimeoutMs: 300 });
+    try {
+      const client = await RawNbdClient.connect(own.socketPath);
+      await client.handshake();
+      await client.option(NBD_OPT.NBD_OPT_GO, encodeInfoRequest({ exportName: 'vm1/latest/sda', infos: [] }));
+      client.socket.pause();
+      client.queue.end(); // stop consuming entirely
+      client.socket.removeAllListeners('data');
+      for (let i = 0; i < 64; i++) client.send(req(NBD_CMD.NBD_CMD_READ, 0, DISK_SIZE));
+      // The paused client cannot see the close itself; the server's log and counters show it.
+      await expect.poll(() => own.logs.some((l) => /stopped reading replies/.test(l.msg ?? '')), { timeout: 5000 }).toBe(true);
+      await expect.poll(() => own.server.connectionCount, { timeout: 5000 }).toBe(0);
+      await expect.poll(() => own.server.inFlightBytes, { timeout: 5000 }).toBe(0);
+      client.close();
+    } finally {
+      await own.dispose();
+    }
+  });
+});
