@@ -101,7 +101,7 @@ export class ExportRegistry {
     return points.filter((p) => p.id !== exp.point.id && p.disks.some((d) => d.name === exp.disk));
   }
 
-  /** The change map against `sincePoint`, or undefined when that point does not hold this disk. */
+  /** The change map against `sincePoint`, or undefined when that is this same point or lacks this disk. */
   async changeMap(exp: ResolvedExport, sincePoint: string): Promise<ChangeMap | undefined> {
     if (exp.partition !== undefined) return undefined;
     let since: PointInfo;
@@ -111,7 +111,7 @@ export class ExportRegistry {
       if (isCairnError(err, 'ERR_NOT_FOUND') || isCairnError(err, 'ERR_INVALID_ARGUMENT')) return undefined;
       throw err;
     }
-    if (!since.disks.some((d) => d.name === exp.disk)) return undefined;
+    if (since.id === exp.point.id || !since.disks.some((d) => d.name === exp.disk)) return undefined;
     return this.catalog.changesSince(exp.vm, exp.point.id, exp.disk, since.id);
   }
 }
