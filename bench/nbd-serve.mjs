@@ -2,7 +2,7 @@
 // run — Cairn (`cairn serve` from a repository), qemu-nbd on the raw file, qemu-nbd on a
 // zstd-compressed qcow2 of it — and read by the same clients: `nbdcopy URI null:` with one and with
 // four connections, and 4 KiB random reads (fio's nbd engine). Prints medians, ratios and peak RSS.
-// Run after `npm run build`:  node bench/nbd-serve.mjs   (env: SIZE=2G RUNS=3 CACHE_MIB=256 FIO_SECONDS=10 KEEP=1)
+// Run after `npm run build`:  node bench/nbd-serve.mjs   (env: SIZE=2G RUNS=3 CACHE_MIB=256 FIO_SECONDS=10 CHUNK=1MiB KEEP=1)
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -20,6 +20,7 @@ const size = Number.parseInt(sizeText, 10) * (units[sizeText.slice(-1).toUpperCa
 const runs = Number(process.env.RUNS ?? 3);
 const cacheMib = Number(process.env.CACHE_MIB ?? 256);
 const fioSeconds = Number(process.env.FIO_SECONDS ?? 10);
+const chunk = process.env.CHUNK ?? '1MiB';
 const MiB = 2 ** 20;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -51,9 +52,9 @@ async function waitForSocket(file, child, deadlineMs = 60_000) {
   throw new Error(`socket ${file} not ready`);
 }
 
-function peakRssMib(pid) {
+function rssMib(pid, field = 'VmHWM') {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) / 1024;
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)[1]) / 1024;
 }
 
 async function stop(child) {
@@ -88,9 +89,10 @@ function fioRandRead(uri) {
 
 async function measure(name, child, socket, exportName) {
   await waitForSocket(socket, child);
+  const idleRss = rssMib(child.pid, 'VmRSS');
   const uri = `nbd+unix:///${exportName}?socket=${socket}`;
   sh('nbdcopy', [uri, 'null:']); // warm-up: page cache, JIT, indexes
-  const result = { name, seq1: nbdcopy(uri, 1), seq4: nbdcopy(uri, 4), iops: fioRandRead(uri), rssMib: peakRssMib(child.pid) };
+  const result = { name, seq1: nbdcopy(uri, 1), seq4: nbdcopy(uri, 4), iops: fioRandRead(uri), rssMib: rssMib(child.pid), idleRss };
   await stop(child);
   console.log(
     `${name.padEnd(22)} nbdcopy C1 ${result.seq1.toFixed(2)} s (${(size / MiB / result.seq1).toFixed(0)} MiB/s)  ` +
@@ -108,9 +110,9 @@ try {
   console.log(`image: ${sizeText}, ${JSON.stringify(makeServeImage(raw, size))} MiB regions; runs=${runs}, cache=${cacheMib} MiB`);
   const convert = timed(() => sh('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', '-c', '-o', 'compression_type=zstd', raw, qcow2]));
   console.log(`qcow2 (zstd): ${(fs.statSync(qcow2).size / MiB).toFixed(0)} MiB on disk, made in ${convert.toFixed(1)} s`);
-  sh('node', [cairn, 'init', '--repo', repo]);
+  sh('node', [cairn, 'init', '--repo', repo, '--chunk-size', chunk]);
   const backup = timed(() => sh('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${raw}`], { env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' } }));
-  console.log(`cairn repository: ${sh('du', ['-sm', repo]).split('\t')[0]} MiB on disk, backup in ${backup.toFixed(1)} s`);
+  console.log(`cairn repository (${chunk} chunks): ${sh('du', ['-sm', repo]).split('\t')[0]} MiB on disk, backup in ${backup.toFixed(1)} s`);
   sh('sync', []);
 
   const results = [];
@@ -127,7 +129,11 @@ try {
   console.log('\nthroughput of Cairn relative to the peer (>1 = Cairn faster):');
   console.log(`  vs qemu-nbd raw:         C1 ${ratio(c.seq1, r.seq1)}x  C4 ${ratio(c.seq4, r.seq4)}x  4K IOPS ${(c.iops / r.iops).toFixed(2)}x   (target seq >= 0.8x)`);
   console.log(`  vs qemu-nbd qcow2 zstd:  C1 ${ratio(c.seq1, q.seq1)}x  C4 ${ratio(c.seq4, q.seq4)}x  4K IOPS ${(c.iops / q.iops).toFixed(2)}x   (target seq >= 2x)`);
-  console.log(`  Cairn peak RSS ${c.rssMib.toFixed(0)} MiB with a ${cacheMib} MiB chunk cache (${(c.rssMib - cacheMib).toFixed(0)} MiB beyond it)`);
+  const growth = c.rssMib - c.idleRss;
+  console.log(
+    `  Cairn peak RSS ${c.rssMib.toFixed(0)} MiB = ${c.idleRss.toFixed(0)} MiB idle process + ${growth.toFixed(0)} MiB while serving ` +
+      `(chunk cache bound ${cacheMib} MiB, so ${Math.max(0, growth - cacheMib).toFixed(0)} MiB beyond the cache)`,
+  );
 } finally {
   if (!process.env.KEEP) fs.rmSync(dir, { recursive: true, force: true });
   else console.log(`kept ${dir}`);
