@@ -59,8 +59,10 @@ export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
     .scriptName('cairn')
     .usage('$0 <command> [options]\n\nCairn: deduplicated backup storage for VM disks, served over NBD and FUSE.\nDisks are named by pseudo-URLs cairn://VM/POINT/DISK[/pN] (POINT may be "latest").')
-    .option('log-level', { choices: LOG_LEVELS, default: 'info' as const, describe: 'log verbosity (logs go to stderr)' })
-    .middleware((args) => setLogLevel(args['log-level']))
+    .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity, logs go to stderr (default: $CAIRN_LOG_LEVEL, else info)' })
+    .middleware((args) => {
+      if (args['log-level'] !== undefined) setLogLevel(args['log-level']);
+    })
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .recommendCommands()
