@@ -122,6 +122,19 @@ describe('cairn serve with real NBD clients', () => {
     ]);
   });
 
+  it('qemu reads cairn:changed like a qemu:dirty-bitmap (x-dirty-bitmap): changed ranges show as data=false', async () => {
+    const opts = `driver=nbd,server.type=unix,server.path=${socket},export=vm1/latest/sda,x-dirty-bitmap=cairn:changed:${older}`;
+    const r = await run('qemu-img', ['map', '--output=json', '--image-opts', opts]);
+    expect(r.code, r.stderr).toBe(0);
+    const map = (JSON.parse(r.stdout) as { start: number; length: number; data: boolean }[]).map((e) => [e.start, e.length, e.data]);
+    expect(map).toEqual([
+      [0, CHUNK, false],
+      [CHUNK, 5 * MiB - CHUNK, true],
+      [5 * MiB, CHUNK, false],
+      [5 * MiB + CHUNK, 3 * MiB - CHUNK, true],
+    ]);
+  });
+
   it('nbdcopy with four connections copies the disk exactly', async () => {
     const out = join(dir, 'nbdcopy.raw');
     const r = await run('nbdcopy', ['--connections=4', '--requests=16', nbdUri(socket, 'vm1/latest/sda'), out]);
