@@ -116,7 +116,7 @@ export class Transmission {
     if (request.length > maxPayload) {
       return fail(NBD_ERROR.NBD_EINVAL, `request of ${request.length} bytes exceeds the maximum of ${maxPayload}`);
     }
-    const cost = Math.max(request.length, SMALL_REQUEST_COST);
+    const cost = readCost(request.offset, request.length, session.export.reader.blockSize);
     if (request.type === NBD_CMD.NBD_CMD_CACHE) return this.runBudgeted(cost, () => this.cache(request));
     return this.runBudgeted(cost, () => this.read(request));
   }
@@ -236,6 +236,17 @@ export class Transmission {
       this.deps.log.warn(fields, 'NBD request failed');
     }
   }
+}
+
+/**
+ * What a read may hold in memory: every chunk it touches is loaded whole, so a 4 KiB read of an
+ * uncached chunk costs a chunk, and the budget caps concurrent chunk loads, not just reply bytes.
+ */
+export function readCost(offset: number, length: number, blockSize: number): number {
+  const block = Math.max(SMALL_REQUEST_COST, blockSize);
+  if (length === 0) return SMALL_REQUEST_COST;
+  const chunks = Math.floor((offset + length - 1) / block) - Math.floor(offset / block) + 1;
+  return Math.max(length, chunks * block);
 }
 
 /** Command flags each command accepts; undefined for unknown commands. */

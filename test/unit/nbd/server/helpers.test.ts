@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isCairnError } from '../../../../src/core/errors.js';
 import { ExportRegistry, formatListenAddress, isLocalOnly, matchMetaContexts, parseListenAddress } from '../../../../src/nbd/server/index.js';
-import { coverRange } from '../../../../src/nbd/server/transmission.js';
+import { coverRange, readCost } from '../../../../src/nbd/server/transmission.js';
 import { MemoryCatalog, MemoryDisk } from './memory-catalog.js';
 
 describe('listen addresses', () => {
@@ -77,5 +77,16 @@ describe('coverRange', () => {
       { offset: 150, length: 200, zero: false },
     ]);
     expect(coverRange([], 10, 5)).toEqual([{ offset: 10, length: 5, zero: false }]);
+  });
+});
+
+describe('readCost', () => {
+  it('charges whole chunks, since a miss loads the whole chunk', () => {
+    const MiB = 1024 * 1024;
+    expect(readCost(0, 4096, MiB)).toBe(MiB);
+    expect(readCost(MiB - 4096, 8192, MiB)).toBe(2 * MiB);
+    expect(readCost(0, 32 * MiB, MiB)).toBe(32 * MiB);
+    expect(readCost(5, 0, MiB)).toBe(4096);
+    expect(readCost(0, 100, 512)).toBe(4096);
   });
 });
