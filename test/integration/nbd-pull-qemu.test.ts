@@ -33,10 +33,11 @@ describe('NBD pull from QEMU fleecing exports', () => {
     await vm.guestWrite(0xcc, 31 * MiB, MiB);
 
     // Backup 1 (full): the freeze happens in the transaction; writes during the pull must not show.
+    // A small read-ahead makes sure the overwritten ranges are read after the guest wrote them.
     const exp1 = await vm.startFleecing({ previousBitmap: 'b0', nextBitmap: 'b1' });
     const frozen1 = path.join(dir, 'frozen1.raw');
     await snapshotExportToFile(exp1, frozen1);
-    const full = new RecordingSource(await NbdSource.open({ uri: exp1.uri }), async () => {
+    const full = new RecordingSource(await NbdSource.open({ uri: exp1.uri, readAheadBytes: 256 * KiB }), async () => {
       await vm.guestWrite(0x11, 0, 64 * KiB);
       await vm.guestWrite(0x12, 31 * MiB + 512 * KiB, 64 * KiB);
     });
@@ -61,7 +62,7 @@ describe('NBD pull from QEMU fleecing exports', () => {
     await snapshotExportToFile(exp2, frozen2);
     const dirty = await dirtyRanges(exp2.uri, 'b1');
     const dirtyBytes = dirty.reduce((sum, [s, e]) => sum + e - s, 0);
-    const inc = new RecordingSource(await NbdSource.open({ uri: exp2.uri, bitmap: 'b1' }), async () => {
+    const inc = new RecordingSource(await NbdSource.open({ uri: exp2.uri, bitmap: 'b1', readAheadBytes: 64 * KiB }), async () => {
       await vm.guestWrite(0x21, 20 * MiB, 64 * KiB);
     });
     const r2 = await backupOne(repo, 'vm1', 'vda', inc, { base: 'latest' });
