@@ -3,6 +3,7 @@ import { CairnError } from '../core/errors.js';
 import type { ChangedBlocks } from '../core/changed-blocks.js';
 import { assertBitmapCovers } from '../formats/cbt-bitmap.js';
 import type { Repository } from '../store/repository.js';
+import type { HeldLock } from '../store/lock.js';
 import type { PointManifest } from '../store/manifest.js';
 import { nextPointId } from '../store/manifest.js';
 import type { DiskSource } from './disk-source.js';
@@ -38,7 +39,7 @@ export interface BackupResult {
   disks: BackupDiskResult[];
 }
 
-async function resolveBase(request: BackupRequest): Promise<PointManifest | undefined> {
+async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<PointManifest | undefined> {
   const { repo, vm, base } = request;
   if (base === undefined) return undefined;
   const ids = await repo.listPointIds(vm);
@@ -49,7 +50,10 @@ async function resolveBase(request: BackupRequest): Promise<PointManifest | unde
     request.logger?.warn({ vm }, `VM '${vm}' has no restore point yet: taking a full backup`);
     return undefined;
   }
-  return repo.readManifest(vm, await repo.resolvePoint(vm, base));
+  const id = await repo.resolvePoint(vm, base);
+  // Announce the base before reading it: from now on GC keeps all of its chunks (see store/gc.ts).
+  await lock.update({ base: { vm, point: id } });
+  return repo.readManifest(vm, id);
 }
 
 async function baseDiskFor(request: BackupRequest, base: PointManifest | undefined, disk: BackupDisk): Promise<BaseDisk | undefined> {
@@ -77,7 +81,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     request.logger?.warn({ vm, holder }, `taking over the backup lock of VM '${vm}' left by a process that is gone`),
   );
   try {
-    const base = await resolveBase(request);
+    const base = await resolveBase(request, lock);
     const draft = await repo.createDraft(vm);
     try {
       const results: BackupDiskResult[] = [];

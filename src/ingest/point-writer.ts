@@ -1,4 +1,3 @@
-import { CairnError } from '../core/errors.js';
 import type { ChunkStore } from '../core/chunk-store.js';
 import { isAllZero } from '../util/bytes.js';
 import { sha256Hex } from '../store/chunk-format.js';
@@ -81,18 +80,16 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     const parts = chunk.parts;
     const baseDigest = base?.digests.get(chunk.index);
     const baseLength = base ? Math.max(0, Math.min(chunkSize, base.size - chunk.offset)) : 0;
-    if (parts.every((p) => p.kind === 'unchanged') && chunk.length === baseLength) {
-      if (baseDigest !== undefined && !(await store.touchChunk(baseDigest))) {
-        throw new CairnError('ERR_CHUNK_MISSING', `chunk ${baseDigest} of the base point is missing; run 'cairn verify'`, { chunkId: baseDigest });
-      }
-      return baseDigest;
-    }
+    // Chunks of the base point need no touch: GC keeps every chunk of a running backup's base point.
+    if (parts.every((p) => p.kind === 'unchanged') && chunk.length === baseLength) return baseDigest;
     if (parts.every((p) => p.kind === 'zero')) return undefined;
     const plain = await materialize(chunk);
     if (isAllZero(plain)) return undefined;
     const digest = sha256Hex(plain);
     const pending = pendingWrites.get(digest);
-    if (pending) {
+    if (digest === baseDigest) {
+      stats.chunksReused++;
+    } else if (pending) {
       // The same content is being written by another job of this disk right now.
       await pending;
       stats.chunksReused++;

@@ -7,6 +7,8 @@ import { tempPathFor } from '../util/atomic-file.js';
 import { syncFilesystem } from '../util/native.js';
 
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
+/** Up to this many new chunks are made durable one by one; more with one syncfs. */
+const FSYNC_EACH_LIMIT = 64;
 
 export interface StoredChunk {
   digest: string;
@@ -95,16 +97,20 @@ export class FsChunkStore implements ChunkStore {
   /** Makes every chunk written through this instance durable. */
   async syncNewChunks(): Promise<void> {
     if (this.unsynced.size === 0) return;
-    const handle = await open(this.dir, 'r');
-    try {
-      if (syncFilesystem(handle.fd)) {
-        this.unsynced.clear();
-        return;
+    // syncfs flushes everything dirty on the filesystem, other programs' data too: for a handful of
+    // new chunks (a small incremental) an fsync of each is cheaper.
+    if (this.unsynced.size > FSYNC_EACH_LIMIT) {
+      const handle = await open(this.dir, 'r');
+      try {
+        if (syncFilesystem(handle.fd)) {
+          this.unsynced.clear();
+          return;
+        }
+      } finally {
+        await handle.close();
       }
-    } finally {
-      await handle.close();
     }
-    // No syncfs: fsync each new chunk and each directory that gained one.
+    // fsync each new chunk and each directory that gained one.
     const dirs = new Set<string>();
     for (const path of this.unsynced) {
       const file = await open(path, 'r');

@@ -4,6 +4,7 @@ import type { Logger } from '../log/index.js';
 import { walkDisks } from './point-walk.js';
 import type { Repository } from './repository.js';
 import { isProcessGone } from './lock.js';
+import { CairnError } from '../core/errors.js';
 
 export interface GcOptions {
   /** Chunks touched less than this long before the oldest running backup started are kept anyway. */
@@ -28,8 +29,9 @@ export const DEFAULT_GC_GRACE_MS = 5 * 60_000;
 /**
  * Mark and sweep. Mark: every chunk that a published index references. Sweep: an unreferenced chunk
  * is deleted only if its mtime is older than the cutoff = (earliest of GC start and every running
- * backup's start) − grace. Writers touch every chunk they reuse, so a chunk a running backup relies on
- * is always newer than the cutoff. The sweep renames a victim aside and re-checks its mtime before
+ * backup's start) − grace. Writers touch every existing chunk they reuse, except those of their base
+ * point, which they name in their lock before reading it: GC marks the base points of running
+ * backups as referenced (and refuses to sweep if one was removed meanwhile). The sweep renames a victim aside and re-checks its mtime before
  * deleting it, which closes the window between the check and the delete.
  */
 export async function collectGarbage(repo: Repository, options: GcOptions = {}): Promise<GcResult> {
@@ -47,6 +49,10 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     }
     await options.afterMark?.();
     const writersNow = await repo.runningWriters();
+    // Running backups reference their base point's chunks without touching them: keep them all.
+    for (const writer of writersNow) {
+      if (writer.base) await markBasePoint(repo, writer.base, referenced);
+    }
     const oldestWriterMs = Math.min(startMs, ...writersAtStart.map((w) => w.startedMs), ...writersNow.map((w) => w.startedMs));
     const cutoffMs = oldestWriterMs - graceMs;
 
@@ -83,6 +89,23 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     return result;
   } finally {
     await lock.release();
+  }
+}
+
+async function markBasePoint(repo: Repository, base: { vm: string; point: string }, referenced: Set<string>): Promise<void> {
+  try {
+    for await (const { index } of walkDisks(repo, { vm: base.vm, point: base.point })) {
+      for (const digest of index.digests.digests()) referenced.add(digest);
+    }
+  } catch (err) {
+    if (err instanceof CairnError && err.code === 'ERR_NOT_FOUND') {
+      throw new CairnError(
+        'ERR_LOCKED',
+        `a running backup of VM '${base.vm}' uses point ${base.point} as its base, which was removed meanwhile; run gc again once that backup has ended`,
+        { vm: base.vm, point: base.point },
+      );
+    }
+    throw err;
   }
 }
 

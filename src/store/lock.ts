@@ -1,4 +1,4 @@
-import { open, readFile, unlink, readdir, mkdir } from 'node:fs/promises';
+import { open, readFile, unlink, readdir, mkdir, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
@@ -9,10 +9,14 @@ export interface LockInfo {
   host: string;
   startedMs: number;
   purpose: string;
+  /** For a backup: the point it takes unchanged data from, which GC must keep whole while it runs. */
+  base?: { vm: string; point: string };
 }
 
 export interface HeldLock {
   readonly info: LockInfo;
+  /** Replaces the lock's content atomically (the lock stays held throughout). */
+  update(extra: Partial<LockInfo>): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -64,7 +68,16 @@ export class LockDirectory {
         } finally {
           await handle.close();
         }
-        return { info, release: () => unlink(path).catch(() => undefined) };
+        return {
+          info,
+          update: async (extra) => {
+            Object.assign(info, extra);
+            const temp = `${path}.tmp-${process.pid}`;
+            await writeFile(temp, JSON.stringify(info));
+            await rename(temp, path);
+          },
+          release: () => unlink(path).catch(() => undefined),
+        };
       } catch (err) {
         if (systemErrorCode(err) !== 'EEXIST') throw err;
       }

@@ -75,6 +75,21 @@ describe('garbage collection', () => {
     }
   });
 
+  it("refuses to sweep while a running backup's base point has been removed", async () => {
+    const digest = await storeChunk(3_600_000);
+    await publish('vm', [digest]);
+    const lock = await repo.lockVmForBackup('vm');
+    try {
+      await lock.update({ base: { vm: 'vm', point: '20260101T000000Z' } });
+      await repo.removePoint('vm', '20260101T000000Z');
+      await expect(collectGarbage(repo, { graceMs: 0 })).rejects.toMatchObject({ code: 'ERR_LOCKED', message: expect.stringContaining('as its base') });
+      expect(await exists(digest)).toBe(true);
+    } finally {
+      await lock.release();
+    }
+    expect((await collectGarbage(repo, { graceMs: 0 })).removedChunks).toBe(1);
+  });
+
   it('puts back a chunk an interrupted GC had set aside', async () => {
     const digest = await storeChunk(3_600_000);
     await publish('vm', [digest]);
