@@ -1,6 +1,6 @@
 import type { ChunkStore } from '../core/chunk-store.js';
 import { isAllZero } from '../util/bytes.js';
-import { sha256Hex } from '../store/chunk-format.js';
+import { sha256HexAsync } from '../store/chunk-format.js';
 import { DigestList, type DiskIndex } from '../store/disk-index.js';
 import { assembleChunks, type AssembledChunk } from './chunk-assembler.js';
 import type { DiskSource, ExtentPlan } from './disk-source.js';
@@ -85,7 +85,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     if (parts.every((p) => p.kind === 'zero')) return undefined;
     const plain = await materialize(chunk);
     if (isAllZero(plain)) return undefined;
-    const digest = sha256Hex(plain);
+    const digest = await sha256HexAsync(plain);
     const pending = pendingWrites.get(digest);
     if (digest === baseDigest) {
       stats.chunksReused++;
