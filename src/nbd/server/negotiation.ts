@@ -105,55 +105,77 @@ export async function negotiate(deps: NegotiationDeps): Promise<NegotiatedSessio
       await replyError(NBD_REP.NBD_REP_ERR_SHUTDOWN, 'server is shutting down');
       continue;
     }
-    switch (header.option) {
-      case NBD_OPT.NBD_OPT_EXPORT_NAME: {
-        const name = decodeNbdString(data, 'export name');
-        let exp: ResolvedExport;
-        try {
-          exp = await deps.registry.open(name);
-        } catch (err) {
-          // EXPORT_NAME has no error reply: the spec's answer is to hang up.
-          deps.log.info({ export: name, err: errorMessage(err) }, 'NBD client asked for an unknown export; closing');
-          return undefined;
-        }
-        await writer.send([encodeExportNameReply(exp.reader.size, exportTransmissionFlags(state.structuredReplies), state.noZeroes)]);
-        return session(exp, state);
-      }
-      case NBD_OPT.NBD_OPT_LIST: {
-        if (data.length !== 0) {
-          await replyError(NBD_REP.NBD_REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
-          break;
-        }
-        for (const entry of await deps.registry.list()) {
-          await reply(NBD_REP.NBD_REP_SERVER, encodeRepServer(entry.name, entry.description));
-        }
-        await reply(NBD_REP.NBD_REP_ACK);
-        break;
-      }
-      case NBD_OPT.NBD_OPT_INFO:
-      case NBD_OPT.NBD_OPT_GO: {
-        const exp = await answerInfo(deps, state, header.option, data, reply, replyError);
-        if (exp && header.option === NBD_OPT.NBD_OPT_GO) return session(exp, state);
-        break;
-      }
-      case NBD_OPT.NBD_OPT_STRUCTURED_REPLY: {
-        if (data.length !== 0) await replyError(NBD_REP.NBD_REP_ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
-        else if (state.structuredReplies) await replyError(NBD_REP.NBD_REP_ERR_INVALID, 'structured replies already negotiated');
-        else {
-          state.structuredReplies = true;
-          await reply(NBD_REP.NBD_REP_ACK);
-        }
-        break;
-      }
-      case NBD_OPT.NBD_OPT_LIST_META_CONTEXT:
-      case NBD_OPT.NBD_OPT_SET_META_CONTEXT:
-        await answerMetaContext(deps, state, header.option, data, reply, replyError);
-        break;
-      default:
-        // Unknown options (and STARTTLS, EXTENDED_HEADERS, which we do not offer) leave the session usable.
-        await replyError(NBD_REP.NBD_REP_ERR_UNSUP, `option ${nbdName(NBD_OPT, header.option)} is not supported`);
+    try {
+      const outcome = await handleOption(deps, state, header.option, data, reply, replyError);
+      if (outcome === 'closed') return undefined;
+      if (outcome) return outcome;
+    } catch (err) {
+      // EXPORT_NAME cannot report errors; any other option gets an error reply and the session goes on.
+      if (header.option === NBD_OPT.NBD_OPT_EXPORT_NAME) throw err;
+      deps.log.warn({ option: nbdName(NBD_OPT, header.option), err }, 'NBD option failed');
+      await replyError(NBD_REP.NBD_REP_ERR_PLATFORM, `option failed: ${errorMessage(err)}`);
     }
   }
+}
+
+/** One option after its data was read: a session to enter, 'closed' to hang up, or undefined to go on. */
+async function handleOption(
+  deps: NegotiationDeps,
+  state: State,
+  option: number,
+  data: Buffer,
+  reply: Reply,
+  replyError: ReplyError,
+): Promise<NegotiatedSession | 'closed' | undefined> {
+  switch (option) {
+    case NBD_OPT.NBD_OPT_EXPORT_NAME: {
+      const name = decodeNbdString(data, 'export name');
+      let exp: ResolvedExport;
+      try {
+        exp = await deps.registry.open(name);
+      } catch (err) {
+        // EXPORT_NAME has no error reply: the spec's answer is to hang up.
+        deps.log.info({ export: name, err: errorMessage(err) }, 'NBD client asked for an unknown export; closing');
+        return 'closed';
+      }
+      await deps.writer.send([encodeExportNameReply(exp.reader.size, exportTransmissionFlags(state.structuredReplies), state.noZeroes)]);
+      return session(exp, state);
+    }
+    case NBD_OPT.NBD_OPT_LIST: {
+      if (data.length !== 0) {
+        await replyError(NBD_REP.NBD_REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
+        break;
+      }
+      for (const entry of await deps.registry.list()) {
+        await reply(NBD_REP.NBD_REP_SERVER, encodeRepServer(entry.name, entry.description));
+      }
+      await reply(NBD_REP.NBD_REP_ACK);
+      break;
+    }
+    case NBD_OPT.NBD_OPT_INFO:
+    case NBD_OPT.NBD_OPT_GO: {
+      const exp = await answerInfo(deps, state, option, data, reply, replyError);
+      if (exp && option === NBD_OPT.NBD_OPT_GO) return session(exp, state);
+      break;
+    }
+    case NBD_OPT.NBD_OPT_STRUCTURED_REPLY: {
+      if (data.length !== 0) await replyError(NBD_REP.NBD_REP_ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
+      else if (state.structuredReplies) await replyError(NBD_REP.NBD_REP_ERR_INVALID, 'structured replies already negotiated');
+      else {
+        state.structuredReplies = true;
+        await reply(NBD_REP.NBD_REP_ACK);
+      }
+      break;
+    }
+    case NBD_OPT.NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT.NBD_OPT_SET_META_CONTEXT:
+      await answerMetaContext(deps, state, option, data, reply, replyError);
+      break;
+    default:
+      // Unknown options (and STARTTLS, EXTENDED_HEADERS, which we do not offer) leave the session usable.
+      await replyError(NBD_REP.NBD_REP_ERR_UNSUP, `option ${nbdName(NBD_OPT, option)} is not supported`);
+  }
+  return undefined;
 }
 
 function session(exp: ResolvedExport, state: State): NegotiatedSession {

@@ -14,6 +14,7 @@ import {
   encodeMetaContextRequest,
   encodeOption,
 } from '../../../../src/nbd/protocol/index.js';
+import { CairnError } from '../../../../src/core/errors.js';
 import { DISK_SIZE, serveMemoryCatalog, type Served } from './fixture.js';
 import { RawNbdClient } from './raw-client.js';
 
@@ -68,6 +69,19 @@ describe('NBD server negotiation', () => {
     const replies = await client.option(NBD_OPT.NBD_OPT_LIST);
     const names = replies.filter((r) => r.type === NBD_REP.NBD_REP_SERVER).map((r) => decodeRepServer(r.data).exportName);
     expect(names).toContain('vm2/latest/sdb');
+  });
+
+  it('answers an option whose catalog lookup fails with an error reply, and the session goes on', async () => {
+    const client = await connect();
+    const original = served.catalog.listVms.bind(served.catalog);
+    served.catalog.listVms = async () => {
+      throw new CairnError('ERR_IO', 'disk on fire');
+    };
+    const failed = await client.option(NBD_OPT.NBD_OPT_LIST);
+    expect(failed[failed.length - 1]!.type).toBe(NBD_REP.NBD_REP_ERR_PLATFORM);
+    served.catalog.listVms = original;
+    const list = await client.option(NBD_OPT.NBD_OPT_LIST);
+    expect(list[list.length - 1]!.type).toBe(NBD_REP.NBD_REP_ACK);
   });
 
   it('answers unknown options with ERR_UNSUP and keeps the session', async () => {
