@@ -23,3 +23,16 @@ export async function withInterruption<T>(work: (signal: AbortSignal) => Promise
 }
 
 export class InterruptedError extends Error {}
+
+/** Resolves on the first SIGINT or SIGTERM (the signal's name). */
+export function nextTerminationSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -4,7 +4,8 @@
 // signal the process while a read is in flight.
 //   node test/helpers/fuse-mount-child.mjs REPO DIR [READ_DELAY_MS]
 import { openRepositoryCatalog } from '../../dist/restore/index.js';
-import { startFuseMount, nextTerminationSignal } from '../../dist/cli/commands/mount.js';
+import { startFuseMount } from '../../dist/cli/commands/mount.js';
+import { nextTerminationSignal } from '../../dist/cli/interrupt.js';
 
 const [repoPath, dir, delayArg] = process.argv.slice(2);
 const delayMs = Number(delayArg ?? 0);

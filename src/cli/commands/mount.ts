@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { nextTerminationSignal } from '../interrupt.js';
 import type { Catalog } from '../../core/catalog.js';
 import { mountCatalog, type FuseMount } from '../../fuse/index.js';
 import { childLogger } from '../../log/index.js';
@@ -23,19 +24,6 @@ export async function startFuseMount(catalog: Catalog, request: FuseMountRequest
     allowOther: request.allowOther ?? false,
     ...(request.blockSize !== undefined ? { blockSize: request.blockSize } : {}),
     log: childLogger('fuse', { dir: request.dir }),
-  });
-}
-
-/** Resolves on the first SIGINT or SIGTERM (the signal's name). */
-export function nextTerminationSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
   });
 }
 

@@ -13,10 +13,13 @@ import {
 } from '../../nbd/server/index.js';
 import { openUrlReader } from '../../restore/open-url.js';
 import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
-import { nextTerminationSignal } from './mount.js';
+import { nextTerminationSignal } from '../interrupt.js';
+import { startFuseMount } from './mount.js';
 
 interface ServeArgs extends RepoArgs {
   nbd: string[];
+  mount?: string;
+  allowOther: boolean;
   listenAny: boolean;
   cacheMib: number;
   maxConnections: number;
@@ -65,11 +68,14 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         default: [DEFAULT_NBD_ADDRESS],
         describe: 'listen address, tcp://HOST:PORT or unix:PATH (repeatable)',
       })
+      .option('mount', { type: 'string', describe: 'also mount every restore point read-only at this directory (FUSE)' })
+      .option('allow-other', { type: 'boolean', default: false, describe: 'with --mount: let other users read the mount' })
       .option('listen-any', { type: 'boolean', default: false, describe: 'allow listening on addresses other than loopback' })
       .option('cache-mib', { type: 'number', default: 256, describe: 'memory for decompressed chunks, shared by all clients, in MiB' })
       .option('max-connections', { type: 'number', default: 256, describe: 'clients served at once; more are refused' }) as never,
   handler: async (argv) => {
-    const catalog = await openCatalogFromArgs(argv, { cacheBytes: Math.max(16, argv.cacheMib) * 1024 * 1024 });
+    // `npm start` on a fresh machine: the default repository is created on first use.
+    const catalog = await openCatalogFromArgs(argv, { cacheBytes: Math.max(16, argv.cacheMib) * 1024 * 1024, createDefault: true });
     const stop = nextTerminationSignal();
     const { server, bound } = await startNbdServer(catalog, {
       addresses: argv.nbd,
@@ -78,8 +84,14 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     });
     const log = childLogger('nbd');
     log.info({ addresses: bound.map(formatListenAddress) }, 'serving restore points over NBD');
+    // The FUSE tree shares the catalog, so NBD clients and file readers share one chunk cache.
+    const mount = argv.mount !== undefined ? await startFuseMount(catalog, { dir: argv.mount, allowOther: argv.allowOther, blockSize: catalog.repo.chunkSize }).catch(async (err: unknown) => {
+      await server.close();
+      throw err;
+    }) : undefined;
+    if (mount) childLogger('fuse').info({ dir: argv.mount }, 'serving restore points as files');
     const signal = await stop;
     log.info({ signal }, `${signal} received: answering in-flight requests, then stopping`);
-    await server.close();
+    await Promise.all([server.close(), mount?.unmount()]);
   },
 };
