@@ -79,14 +79,15 @@ export class DiskReader implements BlockReader {
       const start = offset - first * this.blockSize;
       return data ? data.subarray(start, start + length) : Buffer.alloc(length);
     }
-    const out = Buffer.alloc(length);
+    // Every byte is written below (data copied, holes zero-filled): no need to zero the whole buffer.
+    const out = Buffer.allocUnsafe(length);
     for (let i = first; i <= last; i++) {
       const data = chunks[i - first];
-      if (!data) continue;
       const chunkStart = i * this.blockSize;
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(offset + length, chunkStart + this.chunkLength(i)) - chunkStart;
-      data.copy(out, chunkStart + from - offset, from, to);
+      if (data) data.copy(out, chunkStart + from - offset, from, to);
+      else out.fill(0, chunkStart + from - offset, chunkStart + to - offset);
     }
     return out;
   }
