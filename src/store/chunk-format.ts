@@ -59,7 +59,19 @@ function header(codec: number, plainLength: number): Buffer {
 }
 
 /** Encodes a chunk for storage, compressing only where it pays. Returns the header and the payload. */
+/** Probe size for incompressible data: compressing a sample is much cheaper than the whole chunk. */
+const PROBE_LENGTH = 32 * 1024;
+
 export async function encodeChunk(plain: Buffer): Promise<Buffer[]> {
+  // Random or already-compressed data (encrypted volumes, media, compressed archives) is common in
+  // disk images: when a sample from the middle does not compress at all, store the chunk plain
+  // without paying for a full zstd pass.
+  if (plain.length >= 4 * PROBE_LENGTH) {
+    const middle = Math.floor(plain.length / 2);
+    const sample = plain.subarray(middle, middle + PROBE_LENGTH);
+    const probe = await zstd.compress(sample, 1);
+    if (probe.length >= sample.length * (1 - MIN_SAVING / 4)) return [header(CHUNK_FILE.CODEC_PLAIN, plain.length), plain];
+  }
   const packed = await zstd.compress(plain, ZSTD_LEVEL);
   if (packed.length <= plain.length * (1 - MIN_SAVING)) {
     return [header(CHUNK_FILE.CODEC_ZSTD, plain.length), packed];
