@@ -3,20 +3,10 @@
 // Zero 64 KiB blocks are also sprinkled inside text regions (holes qcow2 sees but whole chunks don't).
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { prng } from './prng.mjs';
 
 const MiB = 1024 * 1024;
 
-/** Deterministic PRNG (mulberry32) for the layout; the random bytes themselves come from the OS. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function textMiB(rand, index) {
   const lines = [];
