@@ -4,6 +4,8 @@
  *   seekHole(fd, offset)  -> offset of the next hole at or after offset (the file end counts as one)
  *   blockDeviceSize(fd)   -> size in bytes of a block device (BLKGETSIZE64)
  *   syncfs(fd)            -> flushes the whole filesystem holding fd (one call instead of an fsync per chunk)
+ *   startWriteback(fd)    -> starts writing a file's dirty pages out without waiting (sync_file_range),
+ *                            so the syncfs before a manifest finds little left to do
  * Every function throws an Error whose `code` is the errno name on failure.
  */
 #define _GNU_SOURCE
@@ -86,12 +88,25 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value start_writeback(napi_env env, napi_callback_info info) {
+  napi_value args[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, args)) return NULL;
+  if (napi_get_value_int32(env, args[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected (fd)");
+    return NULL;
+  }
+  if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) return throw_errno(env, errno, "sync_file_range");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blockDeviceSize", NULL, block_device_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"startWriteback", NULL, start_writeback, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

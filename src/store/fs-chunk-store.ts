@@ -4,7 +4,7 @@ import { CairnError, systemErrorCode } from '../core/errors.js';
 import type { ChunkStore } from '../core/chunk-store.js';
 import { decodeChunk, encodeChunk } from './chunk-format.js';
 import { tempPathFor } from '../util/atomic-file.js';
-import { syncFilesystem } from '../util/native.js';
+import { startWriteback, syncFilesystem } from '../util/native.js';
 
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 /** Up to this many new chunks are made durable one by one; more with one syncfs. */
@@ -82,6 +82,8 @@ export class FsChunkStore implements ChunkStore {
       });
       try {
         await handle.writev(parts);
+        // Write-back starts now, overlapping the rest of the backup, instead of all at the final sync.
+        startWriteback(handle.fd);
       } finally {
         await handle.close();
       }

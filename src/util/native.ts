@@ -9,6 +9,7 @@ interface NativeAddon {
   seekHole(fd: number, offset: number): number;
   blockDeviceSize(fd: number): number;
   syncfs(fd: number): void;
+  startWriteback?(fd: number): void;
 }
 
 function loadAddon(): NativeAddon | undefined {
@@ -71,4 +72,13 @@ export function syncFilesystem(fd: number): boolean {
   if (!addon) return false;
   addon.syncfs(fd);
   return true;
+}
+
+/** Starts writing a file's dirty pages to disk without waiting; a no-op without the addon. */
+export function startWriteback(fd: number): void {
+  try {
+    addon?.startWriteback?.(fd);
+  } catch {
+    // Only a hint: durability comes from syncFilesystem or fsync later.
+  }
 }
