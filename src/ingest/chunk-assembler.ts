@@ -11,6 +11,7 @@ export interface ChunkPart {
 }
 
 export interface AssembledChunk {
+  type: 'chunk';
   index: number;
   /** Offset of the chunk on the disk. */
   offset: number;
@@ -19,10 +20,25 @@ export interface AssembledChunk {
 }
 
 /**
+ * Consecutive whole chunks that are all zeros or all unchanged: handled in one step, so a 2 TiB
+ * sparse disk or a mostly unchanged incremental does not cost one object and one await per chunk.
+ */
+export interface ChunkRun {
+  type: 'run';
+  kind: 'zero' | 'unchanged';
+  firstIndex: number;
+  count: number;
+}
+
+/**
  * Cuts an extent stream into fixed-size chunks. Yields each chunk with the extent slices that cover it,
  * as soon as it is complete; checks that extents come in order without gaps or overlaps.
  */
-export async function* assembleChunks(extents: AsyncIterable<Extent>, chunkSize: number, expectedSize: number | undefined): AsyncIterable<AssembledChunk> {
+export async function* assembleChunks(
+  extents: AsyncIterable<Extent>,
+  chunkSize: number,
+  expectedSize: number | undefined,
+): AsyncIterable<AssembledChunk | ChunkRun> {
   let position = 0;
   let current: AssembledChunk | undefined;
   for await (const extent of extents) {
@@ -40,10 +56,20 @@ export async function* assembleChunks(extents: AsyncIterable<Extent>, chunkSize:
     while (done < extent.length) {
       const at = extent.offset + done;
       const index = Math.floor(at / chunkSize);
+      if (!current && extent.kind !== 'data' && at === index * chunkSize) {
+        // Whole chunks of zeros or unchanged data (a shorter last chunk ends the run only if the size is known).
+        const end = extent.offset + extent.length;
+        const whole = end === expectedSize ? Math.ceil((end - at) / chunkSize) : Math.floor((end - at) / chunkSize);
+        if (whole > 0) {
+          yield { type: 'run', kind: extent.kind, firstIndex: index, count: whole };
+          done = Math.min(extent.length, done + whole * chunkSize);
+          continue;
+        }
+      }
       if (!current) {
         const offset = index * chunkSize;
         const length = expectedSize === undefined ? chunkSize : Math.min(chunkSize, expectedSize - offset);
-        current = { index, offset, length, parts: [] };
+        current = { type: 'chunk', index, offset, length, parts: [] };
       }
       const start = at - current.offset;
       const take = Math.min(extent.length - done, current.length - start);

@@ -2,7 +2,7 @@ import type { ChunkStore } from '../core/chunk-store.js';
 import { isAllZero } from '../util/bytes.js';
 import { sha256HexAsync } from '../store/chunk-format.js';
 import { DigestList, type DiskIndex } from '../store/disk-index.js';
-import { assembleChunks, type AssembledChunk } from './chunk-assembler.js';
+import { assembleChunks, type AssembledChunk, type ChunkRun } from './chunk-assembler.js';
 import type { DiskSource, ExtentPlan } from './disk-source.js';
 
 /** The same disk in the base point: where `unchanged` extents are taken from. */
@@ -109,13 +109,18 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     return digest;
   }
 
-  async function acknowledgeInOrder(): Promise<void> {
-    while (finished.has(nextToAcknowledge)) {
-      const range = finished.get(nextToAcknowledge)!;
-      finished.delete(nextToAcknowledge);
-      nextToAcknowledge++;
-      if (source.acknowledgeStored) await source.acknowledgeStored(range.offset, range.length);
-    }
+  /** Acknowledges finished ranges strictly in offset order; calls are chained so they never interleave. */
+  let acknowledging: Promise<void> = Promise.resolve();
+  function acknowledgeInOrder(): Promise<void> {
+    acknowledging = acknowledging.then(async () => {
+      while (finished.has(nextToAcknowledge)) {
+        const range = finished.get(nextToAcknowledge)!;
+        finished.delete(nextToAcknowledge);
+        nextToAcknowledge++;
+        if (source.acknowledgeStored) await source.acknowledgeStored(range.offset, range.length);
+      }
+    });
+    return acknowledging;
   }
 
   function start(chunk: AssembledChunk): void {
@@ -134,12 +139,45 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     void job.finally(() => inFlight.delete(job));
   }
 
+  const chunkAt = (index: number, kind: 'zero' | 'unchanged'): AssembledChunk => {
+    const offset = index * chunkSize;
+    const length = source.size === undefined ? chunkSize : Math.min(chunkSize, source.size - offset);
+    return { type: 'chunk', index, offset, length, parts: [{ start: 0, length, kind }] };
+  };
+
+  /** Zero runs become holes and unchanged runs copy the base digests, without a job per chunk. */
+  async function takeRun(run: ChunkRun): Promise<void> {
+    for (let index = run.firstIndex; index < run.firstIndex + run.count; index++) {
+      const chunk = chunkAt(index, run.kind);
+      const baseLength = base ? Math.max(0, Math.min(chunkSize, base.size - chunk.offset)) : 0;
+      if (run.kind === 'unchanged' && chunk.length !== baseLength) {
+        // The disk grew or shrank around this chunk: it needs the full treatment.
+        diskSize = chunk.offset + chunk.length;
+        start(chunk);
+        while (inFlight.size >= limit) await Promise.race(inFlight);
+        continue;
+      }
+      const digest = run.kind === 'unchanged' ? base?.digests.get(index) : undefined;
+      digests.set(index, digest);
+      if (digest !== undefined) stats.dataChunks++;
+      finished.set(index, { offset: chunk.offset, length: chunk.length });
+      bytesDone += chunk.length;
+      diskSize = chunk.offset + chunk.length;
+    }
+    options.onProgress?.(bytesDone);
+    await acknowledgeInOrder();
+  }
+
   try {
-    for await (const chunk of assembleChunks(source.extents(options.plan), chunkSize, source.size)) {
+    for await (const item of assembleChunks(source.extents(options.plan), chunkSize, source.size)) {
       if (failure) break;
       options.signal?.throwIfAborted();
-      diskSize = chunk.offset + chunk.length;
-      start(chunk);
+      if (item.type === 'run') {
+        await takeRun(item);
+        continue;
+      }
+      diskSize = item.offset + item.length;
+      start(item);
       while (inFlight.size >= limit) await Promise.race(inFlight);
     }
   } catch (err) {

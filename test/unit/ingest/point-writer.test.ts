@@ -87,6 +87,38 @@ describe('point writer', () => {
     expect((await readAll(index)).equals(expected)).toBe(true);
   });
 
+  it('handles whole runs of holes and unchanged chunks, also when the disk shrank inside a chunk', async () => {
+    const baseSize = 4 * CHUNK;
+    const baseImage = randomBytes(baseSize);
+    const base = await writeDisk({
+      source: extentSource(baseSize, [{ offset: 0, length: baseSize, kind: 'data', data: baseImage }]),
+      store: repo.chunks,
+      chunkSize: CHUNK,
+      plan: { chunkSize: CHUNK, hasBase: false },
+    });
+    const size = 2 * CHUNK + CHUNK / 2;
+    const acknowledged: number[] = [];
+    const source = extentSource(size, [{ offset: 0, length: size, kind: 'unchanged' }]);
+    source.acknowledgeStored = async (offset) => {
+      acknowledged.push(offset);
+    };
+    const { index, stats } = await writeDisk({ source, store: repo.chunks, chunkSize: CHUNK, base: { size: baseSize, digests: base.index.digests }, plan: { chunkSize: CHUNK, hasBase: true, baseSize } });
+    expect(index.digests.length).toBe(3);
+    expect(index.digests.get(0)).toBe(base.index.digests.get(0));
+    expect(stats.chunksWritten).toBe(1); // the cut last chunk is new content
+    expect(acknowledged).toEqual([0, CHUNK, 2 * CHUNK]);
+    expect((await readAll(index)).equals(baseImage.subarray(0, size))).toBe(true);
+
+    const holes = await writeDisk({
+      source: extentSource(1000 * CHUNK, [{ offset: 0, length: 1000 * CHUNK, kind: 'zero' }]),
+      store: repo.chunks,
+      chunkSize: CHUNK,
+      plan: { chunkSize: CHUNK, hasBase: false },
+    });
+    expect(holes.index.digests.length).toBe(1000);
+    expect(holes.stats.dataChunks).toBe(0);
+  });
+
   it('reads only the blocks a changed-block bitmap marks, from a real file', async () => {
     const size = 8 * CHUNK;
     const image = randomBytes(size);
