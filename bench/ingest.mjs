@@ -2,7 +2,7 @@
 //   cairn backup (full), cairn backup --base latest --changed-blocks (1 % of 64 KiB blocks changed),
 //   restic backup of the same file, twice (the second after the same change).
 // Prints medians over --runs runs, throughput, ratios, repository sizes and peak RSS.
-// Usage: npm run build && node bench/ingest.mjs [--size-gib 2] [--runs 3]
+// Usage: npm run build && node bench/ingest.mjs [--size-gib 2] [--runs 3] [--chunk-size 1MiB]
 import { mkdtemp, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,9 @@ import { parseArgs } from 'node:util';
 import { changeBlocks, makeBaseImage } from './lib/make-image.mjs';
 import { duBytes, fmtMiB, fmtMiBs, median, MiB, timed } from './lib/measure.mjs';
 
-const { values } = parseArgs({ options: { 'size-gib': { type: 'string', default: '2' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { 'size-gib': { type: 'string', default: '2' }, runs: { type: 'string', default: '3' }, 'chunk-size': { type: 'string', default: '1MiB' } },
+});
 const size = Math.round(Number(values['size-gib']) * 1024) * MiB;
 const runs = Number(values.runs);
 const cairnBin = new URL('../bin/cairn', import.meta.url).pathname;
@@ -32,7 +34,7 @@ try {
   let cairnIncrRead = 0;
   for (let run = 0; run < runs; run++) {
     const repo = join(work, `cairn-${run}`);
-    timed('node', [cairnBin, 'init', '--repo', repo]);
+    timed('node', [cairnBin, 'init', '--repo', repo, '--chunk-size', values['chunk-size']]);
     results.cairnFull.push(timed('node', [cairnBin, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${base}`, '--json']));
     const incr = timed('node', [cairnBin, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${changed}`, '--base', 'latest', '--changed-blocks', `sda=${bitmapFile}`, '--json']);
     results.cairnIncr.push(incr);
@@ -57,7 +59,7 @@ try {
     Object.entries(results).map(([name, list]) => [name, { seconds: median(list.map((r) => r.seconds)), peakRssBytes: Math.max(...list.map((r) => r.peakRssBytes)) }]),
   );
   const row = (name, label) => `${label.padEnd(34)} ${summary[name].seconds.toFixed(2).padStart(7)} s  ${fmtMiBs(size, summary[name].seconds).padStart(10)}  peak RSS ${fmtMiB(summary[name].peakRssBytes)}`;
-  console.log(`\nimage ${fmtMiB(size)}, ${runs} run(s), medians; incremental changes 1 % of 64 KiB blocks`);
+  console.log(`\nimage ${fmtMiB(size)}, ${runs} run(s), medians; cairn chunk size ${values['chunk-size']}; incremental changes 1 % of 64 KiB blocks`);
   console.log(row('cairnFull', 'cairn backup (full)'));
   console.log(row('cairnIncr', 'cairn backup (CBT incremental)'));
   console.log(row('resticFull', 'restic backup (first)'));

@@ -2,6 +2,9 @@
 import { spawnSync } from 'node:child_process';
 
 export function timed(command, args, { env = {}, input } = {}) {
+  // Flush what earlier steps left dirty (generated images, copies) so that no tool pays for writing
+  // back another's data when it syncs.
+  spawnSync('sync');
   const result = spawnSync('/usr/bin/time', ['-f', '__TIME__ %e %M', command, ...args], {
     env: { ...process.env, ...env },
     input,
