@@ -56,7 +56,7 @@ async function readGpt(reader: BlockReader, sectorSize: number, primaryPresent: 
   const readSectors = sectorSource(reader, sectorSize);
   const diskSectors = Math.floor(reader.size / sectorSize);
   const problems: string[] = [];
-  let backupLba = diskSectors - 1;
+  const backupLba = diskSectors - 1;
   if (primaryPresent) {
     try {
       const { header, partitions } = await readGptAt(readSectors, GPT.HEADER_LBA, sectorSize, diskSectors);

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, stat, writeFile, open, readdir } from 'node:fs/promises';
+import { readFile, stat, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, runCairn, runJson } from '../helpers/cairn-cli.js';
@@ -54,7 +54,12 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/exists; pass --force/);
 
-    const info = await runJson<{ chunks: number; dataChunks: number; holeChunks: number; parent: string | null }>(['stat', '--repo', repo, 'cairn://web/latest/sda']);
+    const info = await runJson<{ chunks: number; dataChunks: number; holeChunks: number; parent: string | null }>([
+      'stat',
+      '--repo',
+      repo,
+      'cairn://web/latest/sda',
+    ]);
     expect(info).toMatchObject({ chunks: 256, dataChunks: 12, holeChunks: 244, parent: null });
 
     const points = await runJson<{ id: string }[]>(['ls', '--repo', repo, 'cairn://web']);
@@ -69,7 +74,10 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     const b = randomBytes(3 * MiB + 12345);
     const config = join(dir.path, 'vm.conf');
     await writeFile(config, 'memory: 2048\ncores: 2\n');
-    const result = await runJson<BackupJson>(['backup', '--repo', repo, '--vm', 'db', '--disk', `vda=${a}`, '--disk', 'vdb=-', '--config', config], { input: b });
+    const result = await runJson<BackupJson>(
+      ['backup', '--repo', repo, '--vm', 'db', '--disk', `vda=${a}`, '--disk', 'vdb=-', '--config', config],
+      { input: b },
+    );
     expect(result.disks.map((d) => [d.name, d.size])).toEqual([
       ['vda', 4 * MiB],
       ['vdb', b.length],
@@ -92,7 +100,17 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     bits[16] = 1 << 2;
     await writeFile(join(dir.path, 'cbt.b64'), bits.toString('base64'));
     const incremental = await runJson<BackupJson>([
-      'backup', '--repo', repo, '--vm', 'xen', '--disk', `xvda=${image}`, '--base', 'latest', '--changed-blocks', `xvda=${join(dir.path, 'cbt.b64')}`,
+      'backup',
+      '--repo',
+      repo,
+      '--vm',
+      'xen',
+      '--disk',
+      `xvda=${image}`,
+      '--base',
+      'latest',
+      '--changed-blocks',
+      `xvda=${join(dir.path, 'cbt.b64')}`,
     ]);
     expect(incremental.parent).toBe(full.point);
     expect(incremental.disks[0]!.bytesRead).toBe(2 * 65536);
