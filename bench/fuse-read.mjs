@@ -96,8 +96,12 @@ try {
   console.log('\n| reader | cold MiB/s | warm MiB/s |\n|---|---|---|');
   for (const r of rows) console.log(`| ${r.label} | ${r.cold.toFixed(0)} | ${r.warm.toFixed(0)} |`);
   const ratio = (a, b) => (a / b).toFixed(2);
-  console.log(`\ncairn / plain file: cold ${ratio(cairnResult.cold, plain.cold)}x, warm ${ratio(cairnResult.warm, plain.warm)}x (target ≥ 0.5x)`);
-  console.log(`cairn / restic mount: cold ${ratio(cairnResult.cold, resticResult.cold)}x, warm ${ratio(cairnResult.warm, resticResult.warm)}x (target ≥ 3x)`);
+  console.log(
+    `\ncairn / plain file: cold ${ratio(cairnResult.cold, plain.cold)}x, warm ${ratio(cairnResult.warm, plain.warm)}x (target ≥ 0.5x)`,
+  );
+  console.log(
+    `cairn / restic mount: cold ${ratio(cairnResult.cold, resticResult.cold)}x, warm ${ratio(cairnResult.warm, resticResult.warm)}x (target ≥ 3x)`,
+  );
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   for (const dir of ['cairn-mnt', 'restic-mnt']) {

@@ -11,7 +11,11 @@ import { changeBlocks, makeBaseImage } from './lib/make-image.mjs';
 import { duBytes, fmtMiB, fmtMiBs, median, MiB, timed } from './lib/measure.mjs';
 
 const { values } = parseArgs({
-  options: { 'size-gib': { type: 'string', default: '2' }, runs: { type: 'string', default: '3' }, 'chunk-size': { type: 'string', default: '1MiB' } },
+  options: {
+    'size-gib': { type: 'string', default: '2' },
+    runs: { type: 'string', default: '3' },
+    'chunk-size': { type: 'string', default: '1MiB' },
+  },
 });
 const size = Math.round(Number(values['size-gib']) * 1024) * MiB;
 const runs = Number(values.runs);
@@ -36,7 +40,21 @@ try {
     const repo = join(work, `cairn-${run}`);
     timed('node', [cairnBin, 'init', '--repo', repo, '--chunk-size', values['chunk-size']]);
     results.cairnFull.push(timed('node', [cairnBin, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${base}`, '--json']));
-    const incr = timed('node', [cairnBin, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${changed}`, '--base', 'latest', '--changed-blocks', `sda=${bitmapFile}`, '--json']);
+    const incr = timed('node', [
+      cairnBin,
+      'backup',
+      '--repo',
+      repo,
+      '--vm',
+      'bench',
+      '--disk',
+      `sda=${changed}`,
+      '--base',
+      'latest',
+      '--changed-blocks',
+      `sda=${bitmapFile}`,
+      '--json',
+    ]);
     results.cairnIncr.push(incr);
     cairnIncrRead = JSON.parse(incr.stdout).disks[0].bytesRead;
     cairnRepoBytes = duBytes(repo);
@@ -56,18 +74,28 @@ try {
   }
 
   const summary = Object.fromEntries(
-    Object.entries(results).map(([name, list]) => [name, { seconds: median(list.map((r) => r.seconds)), peakRssBytes: Math.max(...list.map((r) => r.peakRssBytes)) }]),
+    Object.entries(results).map(([name, list]) => [
+      name,
+      { seconds: median(list.map((r) => r.seconds)), peakRssBytes: Math.max(...list.map((r) => r.peakRssBytes)) },
+    ]),
   );
-  const row = (name, label) => `${label.padEnd(34)} ${summary[name].seconds.toFixed(2).padStart(7)} s  ${fmtMiBs(size, summary[name].seconds).padStart(10)}  peak RSS ${fmtMiB(summary[name].peakRssBytes)}`;
-  console.log(`\nimage ${fmtMiB(size)}, ${runs} run(s), medians; cairn chunk size ${values['chunk-size']}; incremental changes 1 % of 64 KiB blocks`);
+  const row = (name, label) =>
+    `${label.padEnd(34)} ${summary[name].seconds.toFixed(2).padStart(7)} s  ${fmtMiBs(size, summary[name].seconds).padStart(10)}  peak RSS ${fmtMiB(summary[name].peakRssBytes)}`;
+  console.log(
+    `\nimage ${fmtMiB(size)}, ${runs} run(s), medians; cairn chunk size ${values['chunk-size']}; incremental changes 1 % of 64 KiB blocks`,
+  );
   console.log(row('cairnFull', 'cairn backup (full)'));
   console.log(row('cairnIncr', 'cairn backup (CBT incremental)'));
   console.log(row('resticFull', 'restic backup (first)'));
   console.log(row('resticSecond', 'restic backup (second)'));
   console.log(`\ncairn incremental read ${fmtMiB(cairnIncrRead)} of ${fmtMiB(size)}`);
-  console.log(`repository size after both runs: cairn ${fmtMiB(cairnRepoBytes)}, restic ${fmtMiB(resticRepoBytes)} (cairn/restic ${(cairnRepoBytes / resticRepoBytes).toFixed(2)})`);
+  console.log(
+    `repository size after both runs: cairn ${fmtMiB(cairnRepoBytes)}, restic ${fmtMiB(resticRepoBytes)} (cairn/restic ${(cairnRepoBytes / resticRepoBytes).toFixed(2)})`,
+  );
   console.log(`ratio full throughput cairn/restic: ${(summary.resticFull.seconds / summary.cairnFull.seconds).toFixed(2)}x (target >= 2x)`);
-  console.log(`ratio incremental speed cairn(CBT)/restic(second): ${(summary.resticSecond.seconds / summary.cairnIncr.seconds).toFixed(1)}x (target >= 20x)`);
+  console.log(
+    `ratio incremental speed cairn(CBT)/restic(second): ${(summary.resticSecond.seconds / summary.cairnIncr.seconds).toFixed(1)}x (target >= 20x)`,
+  );
   console.log(`peak RSS cairn: ${fmtMiB(Math.max(summary.cairnFull.peakRssBytes, summary.cairnIncr.peakRssBytes))} (target < 256 MiB)`);
 } finally {
   await rm(work, { recursive: true, force: true });

@@ -43,16 +43,22 @@ async function drainSource(uri) {
 }
 
 function cairnBackup(repo, uri, extra = []) {
-  const out = execFileSync('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `vda=${uri}`, '--connections', connections, '--json', ...extra], {
-    env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const out = execFileSync(
+    'node',
+    [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `vda=${uri}`, '--connections', connections, '--json', ...extra],
+    {
+      env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return JSON.parse(out.toString());
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-bench-pull-'));
 try {
-  console.log(`NBD pull benchmark: ${sizeText} export (nbdkit ${plugin} data in qcow2, served by qemu-nbd), chunk ${chunk}, ${connections} connections, ${runs} runs, median`);
+  console.log(
+    `NBD pull benchmark: ${sizeText} export (nbdkit ${plugin} data in qcow2, served by qemu-nbd), chunk ${chunk}, ${connections} connections, ${runs} runs, median`,
+  );
   const image = await makeDataImage(dir, size, plugin);
 
   // Full pulls: nbdcopy to a local file versus cairn backup into a fresh repository each run.
@@ -101,8 +107,12 @@ try {
   console.log(`nbdcopy to file          ${fmt(copy)}  ${rate(size, copy)}   (runs: ${copyTimes.map(fmt).join(', ')})`);
   console.log(`cairn NBD client alone   ${fmt(client)}  ${rate(size, client)}   (runs: ${clientTimes.map(fmt).join(', ')})`);
   console.log(`cairn full pull          ${fmt(full)}  ${rate(size, full)}   (runs: ${fullTimes.map(fmt).join(', ')})`);
-  console.log(`cairn incremental pull   ${fmt(inc)}  ${(dirtyBytes / MiB).toFixed(0)} MiB dirty in ${extents} extents, read ${(bytesRead / MiB).toFixed(0)} MiB   (runs: ${incTimes.map(fmt).join(', ')})`);
-  console.log(`full / nbdcopy throughput: ${(copy / full).toFixed(2)}x (target >= 0.8x); client alone / nbdcopy: ${(copy / client).toFixed(2)}x`);
+  console.log(
+    `cairn incremental pull   ${fmt(inc)}  ${(dirtyBytes / MiB).toFixed(0)} MiB dirty in ${extents} extents, read ${(bytesRead / MiB).toFixed(0)} MiB   (runs: ${incTimes.map(fmt).join(', ')})`,
+  );
+  console.log(
+    `full / nbdcopy throughput: ${(copy / full).toFixed(2)}x (target >= 0.8x); client alone / nbdcopy: ${(copy / client).toFixed(2)}x`,
+  );
   console.log(`incremental speed-up over full: ${(full / inc).toFixed(1)}x (target >= 10x); ${rate(dirtyBytes, inc)} of dirty data`);
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

@@ -80,8 +80,17 @@ function nbdcopy(uri, connections) {
 function fioRandRead(uri) {
   const iops = [];
   for (let i = 0; i < runs; i++) {
-    const out = sh('fio', ['--name=randread', '--ioengine=nbd', `--uri=${uri}`, '--rw=randread', '--bs=4k', '--iodepth=32',
-      `--runtime=${fioSeconds}`, '--time_based', '--output-format=json']);
+    const out = sh('fio', [
+      '--name=randread',
+      '--ioengine=nbd',
+      `--uri=${uri}`,
+      '--rw=randread',
+      '--bs=4k',
+      '--iodepth=32',
+      `--runtime=${fioSeconds}`,
+      '--time_based',
+      '--output-format=json',
+    ]);
     iops.push(JSON.parse(out.slice(out.indexOf('{'))).jobs[0].read.iops);
   }
   return median(iops);
@@ -111,24 +120,59 @@ try {
   const convert = timed(() => sh('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', '-c', '-o', 'compression_type=zstd', raw, qcow2]));
   console.log(`qcow2 (zstd): ${(fs.statSync(qcow2).size / MiB).toFixed(0)} MiB on disk, made in ${convert.toFixed(1)} s`);
   sh('node', [cairn, 'init', '--repo', repo, '--chunk-size', chunk]);
-  const backup = timed(() => sh('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${raw}`], { env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' } }));
-  console.log(`cairn repository (${chunk} chunks): ${sh('du', ['-sm', repo]).split('\t')[0]} MiB on disk, backup in ${backup.toFixed(1)} s`);
+  const backup = timed(() =>
+    sh('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${raw}`], {
+      env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' },
+    }),
+  );
+  console.log(
+    `cairn repository (${chunk} chunks): ${sh('du', ['-sm', repo]).split('\t')[0]} MiB on disk, backup in ${backup.toFixed(1)} s`,
+  );
   sh('sync', []);
 
   const results = [];
   const cairnSock = path.join(dir, 'cairn.sock');
   const cairnEntry = servesCli() ? cairn : runner;
-  results.push(await measure('cairn serve', spawn('node', [cairnEntry, 'serve', '--repo', repo, '--nbd', `unix:${cairnSock}`, '--cache-mib', String(cacheMib), '--log-level', 'warn'], { stdio: 'inherit' }), cairnSock, 'bench/latest/sda'));
+  results.push(
+    await measure(
+      'cairn serve',
+      spawn(
+        'node',
+        [cairnEntry, 'serve', '--repo', repo, '--nbd', `unix:${cairnSock}`, '--cache-mib', String(cacheMib), '--log-level', 'warn'],
+        { stdio: 'inherit' },
+      ),
+      cairnSock,
+      'bench/latest/sda',
+    ),
+  );
   const rawSock = path.join(dir, 'raw.sock');
-  results.push(await measure('qemu-nbd raw', spawn('qemu-nbd', ['-r', '-t', '-e', '16', '-f', 'raw', '-x', 'disk', '-k', rawSock, raw], { stdio: 'inherit' }), rawSock, 'disk'));
+  results.push(
+    await measure(
+      'qemu-nbd raw',
+      spawn('qemu-nbd', ['-r', '-t', '-e', '16', '-f', 'raw', '-x', 'disk', '-k', rawSock, raw], { stdio: 'inherit' }),
+      rawSock,
+      'disk',
+    ),
+  );
   const qSock = path.join(dir, 'qcow2.sock');
-  results.push(await measure('qemu-nbd qcow2 zstd', spawn('qemu-nbd', ['-r', '-t', '-e', '16', '-f', 'qcow2', '-x', 'disk', '-k', qSock, qcow2], { stdio: 'inherit' }), qSock, 'disk'));
+  results.push(
+    await measure(
+      'qemu-nbd qcow2 zstd',
+      spawn('qemu-nbd', ['-r', '-t', '-e', '16', '-f', 'qcow2', '-x', 'disk', '-k', qSock, qcow2], { stdio: 'inherit' }),
+      qSock,
+      'disk',
+    ),
+  );
 
   const [c, r, q] = results;
   const ratio = (a, b) => (b / a).toFixed(2);
   console.log('\nthroughput of Cairn relative to the peer (>1 = Cairn faster):');
-  console.log(`  vs qemu-nbd raw:         C1 ${ratio(c.seq1, r.seq1)}x  C4 ${ratio(c.seq4, r.seq4)}x  4K IOPS ${(c.iops / r.iops).toFixed(2)}x   (target seq >= 0.8x)`);
-  console.log(`  vs qemu-nbd qcow2 zstd:  C1 ${ratio(c.seq1, q.seq1)}x  C4 ${ratio(c.seq4, q.seq4)}x  4K IOPS ${(c.iops / q.iops).toFixed(2)}x   (target seq >= 2x)`);
+  console.log(
+    `  vs qemu-nbd raw:         C1 ${ratio(c.seq1, r.seq1)}x  C4 ${ratio(c.seq4, r.seq4)}x  4K IOPS ${(c.iops / r.iops).toFixed(2)}x   (target seq >= 0.8x)`,
+  );
+  console.log(
+    `  vs qemu-nbd qcow2 zstd:  C1 ${ratio(c.seq1, q.seq1)}x  C4 ${ratio(c.seq4, q.seq4)}x  4K IOPS ${(c.iops / q.iops).toFixed(2)}x   (target seq >= 2x)`,
+  );
   const growth = c.rssMib - c.idleRss;
   console.log(
     `  Cairn peak RSS ${c.rssMib.toFixed(0)} MiB = ${c.idleRss.toFixed(0)} MiB idle process + ${growth.toFixed(0)} MiB while serving ` +

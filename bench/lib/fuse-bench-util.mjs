@@ -12,7 +12,10 @@ export const MiB = 1024 * 1024;
  */
 export async function makeMixedImage(path, size) {
   const out = createWriteStream(path);
-  const text = Buffer.from('Lorem ipsum dolor sit amet, consectetur adipiscing elit 0123456789\n'.repeat(Math.ceil(MiB / 66))).subarray(0, MiB);
+  const text = Buffer.from('Lorem ipsum dolor sit amet, consectetur adipiscing elit 0123456789\n'.repeat(Math.ceil(MiB / 66))).subarray(
+    0,
+    MiB,
+  );
   for (let i = 0; i < size / MiB; i++) {
     const kind = (i * 7) % 10;
     const block = kind < 6 ? randomBytes(MiB) : kind < 8 ? text : Buffer.alloc(MiB);
@@ -22,7 +25,12 @@ export async function makeMixedImage(path, size) {
 }
 
 export function run(cmd, args, env = {}) {
-  return execFileSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * MiB });
+  return execFileSync(cmd, args, {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * MiB,
+  });
 }
 
 export function startBackground(cmd, args, env = {}) {
@@ -68,5 +76,7 @@ export function median(values) {
 }
 
 export function isMounted(dir) {
-  return run('cat', ['/proc/self/mountinfo']).split('\n').some((line) => line.split(' ')[4] === dir);
+  return run('cat', ['/proc/self/mountinfo'])
+    .split('\n')
+    .some((line) => line.split(' ')[4] === dir);
 }

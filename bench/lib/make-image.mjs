@@ -15,7 +15,10 @@ export function randomStream(seed) {
   return (length) => cipher.update(Buffer.alloc(length));
 }
 
-const WORDS = 'backup restore chunk disk point virtual machine snapshot volume block qemu proxmox xen ceph export import bitmap dirty clean store verify prune garbage collect index manifest the a of and to in is that for it as with was on be by this are from at or have an they which'.split(' ');
+const WORDS =
+  'backup restore chunk disk point virtual machine snapshot volume block qemu proxmox xen ceph export import bitmap dirty clean store verify prune garbage collect index manifest the a of and to in is that for it as with was on be by this are from at or have an they which'.split(
+    ' ',
+  );
 
 function textBlock(random, length) {
   const bytes = random(length);

@@ -7,7 +7,6 @@ import { prng } from './prng.mjs';
 
 const MiB = 1024 * 1024;
 
-
 function textMiB(rand, index) {
   const lines = [];
   let length = 0;

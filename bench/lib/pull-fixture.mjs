@@ -11,7 +11,6 @@ export function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024, ...opts }).toString();
 }
 
-
 /** Starts a daemonizing server (nbdkit -P, qemu-nbd --fork): it returns once the socket listens. */
 function daemon(cmd, args, pidFile) {
   sh(cmd, args);
@@ -83,7 +82,21 @@ export function dirtyImage(image, size, percent, name, seed = 1) {
 export async function serveImage(dir, image, bitmap) {
   const sock = path.join(dir, `qemu-nbd-${Date.now()}.sock`);
   const pidFile = `${sock}.pid`;
-  const args = ['-f', 'qcow2', '-r', '-t', '-e', '8', '-k', sock, '--fork', '--pid-file', pidFile, ...(bitmap ? ['-B', bitmap] : []), image];
+  const args = [
+    '-f',
+    'qcow2',
+    '-r',
+    '-t',
+    '-e',
+    '8',
+    '-k',
+    sock,
+    '--fork',
+    '--pid-file',
+    pidFile,
+    ...(bitmap ? ['-B', bitmap] : []),
+    image,
+  ];
   const stop = daemon('qemu-nbd', args, pidFile);
   return { uri: `nbd+unix:///?socket=${sock}`, stop };
 }

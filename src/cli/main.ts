@@ -58,7 +58,9 @@ function reportFailure(err: unknown): number {
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
     .scriptName('cairn')
-    .usage('$0 <command> [options]\n\nCairn: deduplicated backup storage for VM disks, served over NBD and FUSE.\nDisks are named by pseudo-URLs cairn://VM/POINT/DISK[/pN] (POINT may be "latest").')
+    .usage(
+      '$0 <command> [options]\n\nCairn: deduplicated backup storage for VM disks, served over NBD and FUSE.\nDisks are named by pseudo-URLs cairn://VM/POINT/DISK[/pN] (POINT may be "latest").',
+    )
     .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity, logs go to stderr (default: $CAIRN_LOG_LEVEL, else info)' })
     .middleware((args) => {
       if (args['log-level'] !== undefined) setLogLevel(args['log-level']);

@@ -80,7 +80,19 @@ function statfsOf(space: { totalBytes: number; freeBytes: number }): FuseStatfs 
   while (space.totalBytes / frsize >= 2 ** 32) frsize *= 2;
   const blocks = Math.floor(space.totalBytes / frsize);
   const free = Math.floor(space.freeBytes / frsize);
-  return { bsize: frsize, frsize, blocks, bfree: free, bavail: free, files: 0, ffree: 0, favail: 0, fsid: 0x6361726e, flag: 1, namemax: NAME_MAX };
+  return {
+    bsize: frsize,
+    frsize,
+    blocks,
+    bfree: free,
+    bavail: free,
+    files: 0,
+    ffree: 0,
+    favail: 0,
+    fsid: 0x6361726e,
+    flag: 1,
+    namemax: NAME_MAX,
+  };
 }
 
 /**
@@ -118,13 +130,28 @@ export function makeFuseOperations(
 
   return {
     getattr(path, cb) {
-      answer(() => tree.lookup(path), (node) => cb(0, statOf(node, owner, options.blockSize)), (e) => cb(e), `getattr ${path}`);
+      answer(
+        () => tree.lookup(path),
+        (node) => cb(0, statOf(node, owner, options.blockSize)),
+        (e) => cb(e),
+        `getattr ${path}`,
+      );
     },
     fgetattr(path, _fd, cb) {
-      answer(() => tree.lookup(path), (node) => cb(0, statOf(node, owner, options.blockSize)), (e) => cb(e), `getattr ${path}`);
+      answer(
+        () => tree.lookup(path),
+        (node) => cb(0, statOf(node, owner, options.blockSize)),
+        (e) => cb(e),
+        `getattr ${path}`,
+      );
     },
     readdir(path, cb) {
-      answer(() => tree.list(path), (names) => cb(0, ['.', '..', ...names]), (e) => cb(e), `readdir ${path}`);
+      answer(
+        () => tree.list(path),
+        (names) => cb(0, ['.', '..', ...names]),
+        (e) => cb(e),
+        `readdir ${path}`,
+      );
     },
     readlink(path, cb) {
       answer(
@@ -197,7 +224,12 @@ export function makeFuseOperations(
       );
     },
     statfs(_path, cb) {
-      answer(() => catalog.space(), (space) => cb(0, statfsOf(space)), (e) => cb(e), 'statfs');
+      answer(
+        () => catalog.space(),
+        (space) => cb(0, statfsOf(space)),
+        (e) => cb(e),
+        'statfs',
+      );
     },
   };
 }

@@ -65,11 +65,7 @@ export function parseGptHeader(sector: Buffer, expectedLba: number, diskSectors:
   if (header.entryCount > GPT.MAX_ENTRY_COUNT || header.entryCount * header.entrySize > GPT.MAX_ENTRIES_BYTES) {
     throw invalid(`GPT header at LBA ${expectedLba} declares too many entries (${header.entryCount} × ${header.entrySize} bytes)`);
   }
-  if (
-    header.firstUsableLba > header.lastUsableLba ||
-    header.lastUsableLba >= diskSectors ||
-    header.entriesLba >= diskSectors
-  ) {
+  if (header.firstUsableLba > header.lastUsableLba || header.lastUsableLba >= diskSectors || header.entriesLba >= diskSectors) {
     throw invalid(`GPT header at LBA ${expectedLba} describes a disk larger than this one (${diskSectors} sectors)`);
   }
   return header;
@@ -104,9 +100,7 @@ export function parseGptEntries(bytes: Buffer, header: GptHeader, sectorSize: nu
         { partition: number },
       );
     }
-    const name = bytes
-      .toString('utf16le', at + GPT.ENTRY_NAME, at + GPT.ENTRY_NAME + GPT.ENTRY_NAME_SIZE)
-      .replace(/\0.*$/s, '');
+    const name = bytes.toString('utf16le', at + GPT.ENTRY_NAME, at + GPT.ENTRY_NAME + GPT.ENTRY_NAME_SIZE).replace(/\0.*$/s, '');
     const entry: PartitionEntry = {
       number,
       offset: firstLba * sectorSize,

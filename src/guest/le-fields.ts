@@ -16,7 +16,5 @@ export function guidFromBytesMixedEndian(bytes: Buffer, offset: number): string 
     if (reverse) part.reverse();
     return part.toString('hex');
   };
-  return [hex(0, 4, true), hex(4, 6, true), hex(6, 8, true), hex(8, 10, false), hex(10, 16, false)]
-    .join('-')
-    .toUpperCase();
+  return [hex(0, 4, true), hex(4, 6, true), hex(6, 8, true), hex(8, 10, false), hex(10, 16, false)].join('-').toUpperCase();
 }

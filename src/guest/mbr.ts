@@ -132,18 +132,26 @@ async function readLogicalPartitions(
   let number: number = MBR.FIRST_LOGICAL_NUMBER;
   while (visited.size < MBR.MAX_LOGICAL_PARTITIONS) {
     if (visited.has(ebrLba) || ebrLba < extended.startLba || ebrLba >= extendedEnd) {
-      throw new CairnError('ERR_FORMAT_INVALID', `MBR extended partition chain is invalid: EBR at sector ${ebrLba} loops or leaves the extended partition`, {
-        table: 'mbr',
-        ebrLba,
-      });
+      throw new CairnError(
+        'ERR_FORMAT_INVALID',
+        `MBR extended partition chain is invalid: EBR at sector ${ebrLba} loops or leaves the extended partition`,
+        {
+          table: 'mbr',
+          ebrLba,
+        },
+      );
     }
     visited.add(ebrLba);
     const ebr = await readSectors(ebrLba, 1);
     if (!hasBootSignature(ebr)) {
-      throw new CairnError('ERR_FORMAT_INVALID', `MBR extended partition chain is invalid: EBR at sector ${ebrLba} lacks the 55 AA signature`, {
-        table: 'mbr',
-        ebrLba,
-      });
+      throw new CairnError(
+        'ERR_FORMAT_INVALID',
+        `MBR extended partition chain is invalid: EBR at sector ${ebrLba} lacks the 55 AA signature`,
+        {
+          table: 'mbr',
+          ebrLba,
+        },
+      );
     }
     const [logical, link] = parseMbrSlots(ebr);
     if (logical !== undefined && isUsedSlot(logical)) {

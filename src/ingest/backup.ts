@@ -45,7 +45,9 @@ async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<Poin
   const ids = await repo.listPointIds(vm);
   if (base === 'latest' && ids.length === 0) {
     if (request.disks.some((disk) => disk.changedBlocks)) {
-      throw new CairnError('ERR_NOT_FOUND', `VM '${vm}' has no restore point to apply a changed-block bitmap to; run a full backup first`, { vm });
+      throw new CairnError('ERR_NOT_FOUND', `VM '${vm}' has no restore point to apply a changed-block bitmap to; run a full backup first`, {
+        vm,
+      });
     }
     request.logger?.warn({ vm }, `VM '${vm}' has no restore point yet: taking a full backup`);
     return undefined;
@@ -59,7 +61,9 @@ async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<Poin
 async function baseDiskFor(request: BackupRequest, base: PointManifest | undefined, disk: BackupDisk): Promise<BaseDisk | undefined> {
   if (!base || !base.disks.some((d) => d.name === disk.name)) {
     if (disk.changedBlocks) {
-      throw new CairnError('ERR_NOT_FOUND', `base point has no disk '${disk.name}' to apply its changed-block bitmap to`, { disk: disk.name });
+      throw new CairnError('ERR_NOT_FOUND', `base point has no disk '${disk.name}' to apply its changed-block bitmap to`, {
+        disk: disk.name,
+      });
     }
     return undefined;
   }
@@ -87,7 +91,8 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       const results: BackupDiskResult[] = [];
       for (const disk of request.disks) {
         const baseDisk = await baseDiskFor(request, base, disk);
-        if (disk.changedBlocks && disk.source.size !== undefined) assertBitmapCovers(disk.changedBlocks, Math.min(disk.source.size, baseDisk?.size ?? 0), disk.name);
+        if (disk.changedBlocks && disk.source.size !== undefined)
+          assertBitmapCovers(disk.changedBlocks, Math.min(disk.source.size, baseDisk?.size ?? 0), disk.name);
         request.logger?.debug({ disk: disk.name, source: disk.source.description }, 'backing up disk');
         const { index, stats } = await writeDisk({
           source: disk.source,

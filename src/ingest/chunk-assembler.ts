@@ -43,7 +43,9 @@ export async function* assembleChunks(
   let current: AssembledChunk | undefined;
   for await (const extent of extents) {
     if (extent.offset !== position) {
-      throw new CairnError('ERR_SOURCE', `extent stream out of order: expected offset ${position}, got ${extent.offset}`, { offset: extent.offset });
+      throw new CairnError('ERR_SOURCE', `extent stream out of order: expected offset ${position}, got ${extent.offset}`, {
+        offset: extent.offset,
+      });
     }
     if (extent.length <= 0) continue;
     if (extent.kind === 'data' && (!extent.data || extent.data.length !== extent.length)) {

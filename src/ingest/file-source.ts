@@ -73,16 +73,25 @@ export class FileSource implements DiskSource {
       try {
         ({ bytesRead } = await this.handle.read(data, filled, step.length - filled, step.offset + filled));
       } catch (err) {
-        throw new CairnError('ERR_SOURCE', `cannot read ${this.description} at offset ${step.offset + filled}: ${(err as Error).message}`, {
-          file: this.path,
-          offset: step.offset + filled,
-        }, { cause: err });
+        throw new CairnError(
+          'ERR_SOURCE',
+          `cannot read ${this.description} at offset ${step.offset + filled}: ${(err as Error).message}`,
+          {
+            file: this.path,
+            offset: step.offset + filled,
+          },
+          { cause: err },
+        );
       }
       if (bytesRead === 0) {
-        throw new CairnError('ERR_SOURCE', `${this.description} is truncated: it ended at offset ${step.offset + filled}, expected ${this.size} bytes`, {
-          file: this.path,
-          offset: step.offset + filled,
-        });
+        throw new CairnError(
+          'ERR_SOURCE',
+          `${this.description} is truncated: it ended at offset ${step.offset + filled}, expected ${this.size} bytes`,
+          {
+            file: this.path,
+            offset: step.offset + filled,
+          },
+        );
       }
       filled += bytesRead;
       this.bytesRead += bytesRead;
@@ -100,9 +109,13 @@ export class FileSource implements DiskSource {
     if (!this.isBlockDevice) {
       const { size } = await this.handle.stat();
       if (size < this.size) {
-        throw new CairnError('ERR_SOURCE', `${this.description} is truncated: it shrank to ${size} bytes during the backup, expected ${this.size}`, {
-          file: this.path,
-        });
+        throw new CairnError(
+          'ERR_SOURCE',
+          `${this.description} is truncated: it shrank to ${size} bytes during the backup, expected ${this.size}`,
+          {
+            file: this.path,
+          },
+        );
       }
     }
   }

@@ -105,4 +105,3 @@ export class RepositoryCatalog implements Catalog {
 export async function openRepositoryCatalog(root: string, options: CatalogOptions = {}): Promise<RepositoryCatalog> {
   return new RepositoryCatalog(await Repository.open(root), options);
 }
-

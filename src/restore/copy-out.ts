@@ -51,14 +51,15 @@ export async function copyToStream(reader: BlockReader, out: Writable, progress?
     async (offset, data) => {
       const length = Math.min(PIECE, reader.size - offset);
       const buf = data ?? Buffer.alloc(length);
-      if (!out.write(buf)) await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error) => reject(err);
-        out.once('error', onError);
-        out.once('drain', () => {
-          out.off('error', onError);
-          resolve();
+      if (!out.write(buf))
+        await new Promise<void>((resolve, reject) => {
+          const onError = (err: Error) => reject(err);
+          out.once('error', onError);
+          out.once('drain', () => {
+            out.off('error', onError);
+            resolve();
+          });
         });
-      });
       done += length;
       progress?.(done, reader.size);
     },
@@ -71,7 +72,11 @@ export async function copyToStream(reader: BlockReader, out: Writable, progress?
  * block device (every byte written, since the device holds old data). Refuses to overwrite an
  * existing destination unless `force`.
  */
-export async function restoreToPath(reader: BlockReader, dest: string, options: { force?: boolean; progress?: CopyProgress; signal?: AbortSignal } = {}): Promise<{ blockDevice: boolean }> {
+export async function restoreToPath(
+  reader: BlockReader,
+  dest: string,
+  options: { force?: boolean; progress?: CopyProgress; signal?: AbortSignal } = {},
+): Promise<{ blockDevice: boolean }> {
   const existing = await stat(dest).catch((err: unknown) => {
     if (systemErrorCode(err) === 'ENOENT') return undefined;
     throw err;
@@ -107,7 +112,8 @@ export async function restoreToPath(reader: BlockReader, dest: string, options: 
     );
     await handle.sync();
   } catch (err) {
-    if (systemErrorCode(err) === 'ENOSPC') throw new CairnError('ERR_NO_SPACE', `no space left writing ${dest}`, { file: dest }, { cause: err });
+    if (systemErrorCode(err) === 'ENOSPC')
+      throw new CairnError('ERR_NO_SPACE', `no space left writing ${dest}`, { file: dest }, { cause: err });
     throw err;
   } finally {
     await handle.close();

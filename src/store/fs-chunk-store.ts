@@ -53,7 +53,12 @@ export class FsChunkStore implements ChunkStore {
       if (systemErrorCode(err) === 'ENOENT') {
         throw new CairnError('ERR_CHUNK_MISSING', `chunk ${digest} is missing from the repository`, { chunkId: digest, file: path });
       }
-      throw new CairnError('ERR_IO', `cannot read chunk ${digest}: ${(err as Error).message}`, { chunkId: digest, file: path }, { cause: err });
+      throw new CairnError(
+        'ERR_IO',
+        `cannot read chunk ${digest}: ${(err as Error).message}`,
+        { chunkId: digest, file: path },
+        { cause: err },
+      );
     }
     return decodeChunk(file, digest);
   }
@@ -172,7 +177,13 @@ export class FsChunkStore implements ChunkStore {
         if (!DIGEST_PATTERN.test(digest)) continue;
         const aside = join(this.dir, prefix, name);
         if (names.includes(digest)) await unlink(aside).catch(() => undefined);
-        else if (await rename(aside, join(this.dir, prefix, digest)).then(() => true, () => false)) restored++;
+        else if (
+          await rename(aside, join(this.dir, prefix, digest)).then(
+            () => true,
+            () => false,
+          )
+        )
+          restored++;
       }
     }
     return restored;

@@ -56,7 +56,14 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     const oldestWriterMs = Math.min(startMs, ...writersAtStart.map((w) => w.startedMs), ...writersNow.map((w) => w.startedMs));
     const cutoffMs = oldestWriterMs - graceMs;
 
-    const result: GcResult = { referencedChunks: referenced.size, removedChunks: 0, removedBytes: 0, keptRecentChunks: 0, removedLeftovers: 0, cutoffMs };
+    const result: GcResult = {
+      referencedChunks: referenced.size,
+      removedChunks: 0,
+      removedBytes: 0,
+      keptRecentChunks: 0,
+      removedLeftovers: 0,
+      cutoffMs,
+    };
     for await (const chunk of repo.chunks.listChunks()) {
       if (referenced.has(chunk.digest)) continue;
       if (chunk.mtimeMs >= cutoffMs) {

@@ -87,7 +87,12 @@ export class PointDraft {
       await fsyncDirectory(this.vmDir);
     } catch (err) {
       if (systemErrorCode(err) === 'ENOTEMPTY' || systemErrorCode(err) === 'EEXIST') {
-        throw new CairnError('ERR_EXISTS', `point ${this.vm}/${fields.id} already exists`, { vm: this.vm, point: fields.id }, { cause: err });
+        throw new CairnError(
+          'ERR_EXISTS',
+          `point ${this.vm}/${fields.id} already exists`,
+          { vm: this.vm, point: fields.id },
+          { cause: err },
+        );
       }
       throw translateWriteError(err, MANIFEST_FILE);
     }
@@ -101,4 +106,3 @@ export class PointDraft {
     await rm(this.tempDir, { recursive: true, force: true });
   }
 }
-

@@ -30,7 +30,7 @@ function isoWeek(date: Date): string {
   const weekday = (day.getDay() + 6) % 7; // Monday = 0
   day.setDate(day.getDate() - weekday + 3); // Thursday of this week decides the year
   const firstThursday = new Date(day.getFullYear(), 0, 4);
-  const week = 1 + Math.round((day.getTime() - firstThursday.getTime()) / 86_400_000 / 7 - ((firstThursday.getDay() + 6) % 7 - 3) / 7);
+  const week = 1 + Math.round((day.getTime() - firstThursday.getTime()) / 86_400_000 / 7 - (((firstThursday.getDay() + 6) % 7) - 3) / 7);
   return `${day.getFullYear()}/W${pad(week)}`;
 }
 

@@ -52,7 +52,9 @@ export async function readRepositoryConfig(root: string): Promise<RepositoryConf
     throw new CairnError('ERR_FORMAT_INVALID', `${file} is not a Cairn repository config`, { file });
   }
   if (parsed.version !== 1) {
-    throw new CairnError('ERR_FORMAT_INVALID', `repository format version ${String(parsed.version)} is not supported by this Cairn`, { file });
+    throw new CairnError('ERR_FORMAT_INVALID', `repository format version ${String(parsed.version)} is not supported by this Cairn`, {
+      file,
+    });
   }
   validateChunkSize(Number(parsed.chunkSize));
   return parsed as RepositoryConfig;

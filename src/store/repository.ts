@@ -122,7 +122,8 @@ export class Repository {
       throw new CairnError('ERR_FORMAT_INVALID', `index ${name} is damaged: it does not match the manifest's digest`, { file: name });
     }
     const index = decodeDiskIndex(file, name);
-    if (index.diskSize !== entry.size) throw new CairnError('ERR_FORMAT_INVALID', `index ${name} disagrees with the manifest on the disk size`, { file: name });
+    if (index.diskSize !== entry.size)
+      throw new CairnError('ERR_FORMAT_INVALID', `index ${name} disagrees with the manifest on the disk size`, { file: name });
     return index;
   }
 
@@ -190,4 +191,3 @@ export class Repository {
     );
   }
 }
-

@@ -84,7 +84,10 @@ describe('FUSE mount lifecycle', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/Input\/output error/);
     const digest = damaged.split('/').pop()!;
-    expect(lines.some((line) => line.includes(digest) && line.includes('ERR_CHUNK_CORRUPT')), lines.join('')).toBe(true);
+    expect(
+      lines.some((line) => line.includes(digest) && line.includes('ERR_CHUNK_CORRUPT')),
+      lines.join(''),
+    ).toBe(true);
 
     // The chunks around it, and other files, read fine.
     const before = join(dir, 'before.bin');

@@ -120,7 +120,14 @@ describe('FUSE tree over a repository', () => {
     const size = (await shOk('stat', ['-c', '%s', join(mnt, 'db', point, 'vda', 'p2.raw')])).trim();
     expect(Number(size)).toBe(p2.size * 512);
     // p2 bytes equal the disk's bytes at p2's offset.
-    const direct = await sh('cmp', ['-n', String(p2.size * 512), join(mnt, 'db', point, 'vda', 'p2.raw'), disk, '0', String(p2.start * 512)]);
+    const direct = await sh('cmp', [
+      '-n',
+      String(p2.size * 512),
+      join(mnt, 'db', point, 'vda', 'p2.raw'),
+      disk,
+      '0',
+      String(p2.start * 512),
+    ]);
     expect(direct.code, direct.stdout).toBe(0);
     await expectFilesInPartition(join(mnt, 'db', 'latest', 'vda', 'p1.raw'), files, 'ext4');
   });
@@ -131,7 +138,14 @@ describe('FUSE tree over a repository', () => {
     await mountRepo();
     expect((await shOk('ls', ['-1', join(mnt, 'win', point, 'hda')])).trim().split('\n')).toEqual(['p1.raw', 'p5.raw', 'p6.raw']);
     const p5 = sfdiskJson(disk).partitions.find((p) => p.node.endsWith('5'))!;
-    const direct = await sh('cmp', ['-n', String(p5.size * 512), join(mnt, 'win', point, 'hda', 'p5.raw'), disk, '0', String(p5.start * 512)]);
+    const direct = await sh('cmp', [
+      '-n',
+      String(p5.size * 512),
+      join(mnt, 'win', point, 'hda', 'p5.raw'),
+      disk,
+      '0',
+      String(p5.start * 512),
+    ]);
     expect(direct.code, direct.stdout).toBe(0);
     await expectFilesInPartition(join(mnt, 'win', point, 'hda', 'p1.raw'), files, 'vfat');
   });

@@ -13,7 +13,10 @@ export interface CliResult {
 }
 
 /** Runs `bin/cairn` (the built CLI) and collects its output. */
-export function runCairn(args: string[], options: { input?: Buffer | string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+export function runCairn(
+  args: string[],
+  options: { input?: Buffer | string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CAIRN_BIN, ...args], {
       env: { ...process.env, CAIRN_LOG_LEVEL: 'warn', ...options.env },

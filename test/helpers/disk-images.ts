@@ -1,7 +1,19 @@
 // Fixture disks made with the real tools (sfdisk, sgdisk, mkfs.ext4, mkfs.vfat), kept to a few MiB.
 // Tests compare what Cairn reads against what these tools report, so a missing tool fails the test.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readSync, writeFileSync, readFileSync, ftruncateSync, writeSync, statSync, readdirSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readSync,
+  writeFileSync,
+  readFileSync,
+  ftruncateSync,
+  writeSync,
+  statSync,
+  readdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockReader } from '../../src/core/block-reader.js';
@@ -197,7 +209,7 @@ export class FileBlockReader implements BlockReader {
     // Reports each block as data or zeros by looking at the bytes: enough to test range arithmetic.
     const extents: AllocationExtent[] = [];
     const end = offset + length;
-    for (let at = offset; at < end; ) {
+    for (let at = offset; at < end;) {
       const blockEnd = Math.min(end, (Math.floor(at / this.blockSize) + 1) * this.blockSize);
       const zero = (await this.read(at, blockEnd - at)).every((b) => b === 0);
       const last = extents[extents.length - 1];

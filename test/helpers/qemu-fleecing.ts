@@ -38,11 +38,22 @@ export class QemuFleecingVm {
     await run('qemu-img', ['create', '-q', '-f', 'qcow2', diskPath, String(sizeBytes)]);
     const qmpPath = path.join(dir, 'qmp.sock');
     const child = spawnChild('qemu-system-x86_64', [
-      '-nodefaults', '-display', 'none', '-M', 'q35', '-accel', 'tcg', '-S',
-      '-blockdev', `driver=file,filename=${diskPath},node-name=file0`,
-      '-blockdev', `driver=qcow2,file=file0,node-name=${DISK_NODE}`,
-      '-device', `virtio-blk-pci,drive=${DISK_NODE},id=vd0`,
-      '-qmp', `unix:${qmpPath},server=on,wait=off`,
+      '-nodefaults',
+      '-display',
+      'none',
+      '-M',
+      'q35',
+      '-accel',
+      'tcg',
+      '-S',
+      '-blockdev',
+      `driver=file,filename=${diskPath},node-name=file0`,
+      '-blockdev',
+      `driver=qcow2,file=file0,node-name=${DISK_NODE}`,
+      '-device',
+      `virtio-blk-pci,drive=${DISK_NODE},id=vd0`,
+      '-qmp',
+      `unix:${qmpPath},server=on,wait=off`,
     ]);
     try {
       const qmp = await QmpClient.connect(qmpPath);

@@ -47,7 +47,17 @@ describe('two points of a 4 GiB disk with 1 % of its blocks changed', () => {
     await handle.close();
     await writeFile(join(dir.path, 'cbt'), bitmap.toString('base64'));
     const second = await runJson<{ disks: { bytesRead: number }[] }>([
-      'backup', '--repo', repo, '--vm', 'big', '--disk', `sda=${image}`, '--base', 'latest', '--changed-blocks', `sda=${join(dir.path, 'cbt')}`,
+      'backup',
+      '--repo',
+      repo,
+      '--vm',
+      'big',
+      '--disk',
+      `sda=${image}`,
+      '--base',
+      'latest',
+      '--changed-blocks',
+      `sda=${join(dir.path, 'cbt')}`,
     ]);
     expect(second.disks[0]!.bytesRead).toBe(changed.length * BLOCK);
 

@@ -52,7 +52,11 @@ describe('NBD pull faults', () => {
   it('an NBD error reply (nbdkit error filter, EIO) in the middle of a pull', async () => {
     const base = await basePoint();
     const trigger = path.join(dir, 'fail-now');
-    const peer = await startNbdkit(dir, ['pattern', '8M', 'error-pread=EIO', 'error-pread-rate=100%', `error-pread-file=${trigger}`], ['error']);
+    const peer = await startNbdkit(
+      dir,
+      ['pattern', '8M', 'error-pread=EIO', 'error-pread-rate=100%', `error-pread-file=${trigger}`],
+      ['error'],
+    );
     const src = new RecordingSource(await NbdSource.open({ uri: peer.uri, readAheadBytes: 256 * 1024 }), async () => {
       fs.writeFileSync(trigger, '');
     });

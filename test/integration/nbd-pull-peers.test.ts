@@ -106,8 +106,14 @@ describe('NBD pull from qemu-nbd and nbdkit', () => {
     const r1 = await backupOne(repo, 'xvm', 'xvda', await NbdSource.open({ uri: peer.uri }));
 
     // Change blocks 3, 17 and 100 (64 KiB each); 17 is zeroed. Bit n is in byte n/8 from the LSB.
-    await qemuIo(peer.uri, 'raw', `write -P 0x52 ${3 * XEN_CBT_BLOCK_SIZE} 64k`, `write -z ${17 * XEN_CBT_BLOCK_SIZE} 64k`, `write -P 0x53 ${100 * XEN_CBT_BLOCK_SIZE} 64k`);
-    const bits = Buffer.alloc(8 * MiB / XEN_CBT_BLOCK_SIZE / 8);
+    await qemuIo(
+      peer.uri,
+      'raw',
+      `write -P 0x52 ${3 * XEN_CBT_BLOCK_SIZE} 64k`,
+      `write -z ${17 * XEN_CBT_BLOCK_SIZE} 64k`,
+      `write -P 0x53 ${100 * XEN_CBT_BLOCK_SIZE} 64k`,
+    );
+    const bits = Buffer.alloc((8 * MiB) / XEN_CBT_BLOCK_SIZE / 8);
     for (const n of [3, 17, 100]) bits[n >> 3]! |= 1 << (n & 7);
     const cbtFile = path.join(dir, 'cbt.b64');
     fs.writeFileSync(cbtFile, bits.toString('base64'));

@@ -58,7 +58,9 @@ describe('NBD pull from a Proxmox-style snapshot-access export', () => {
     await run('qemu-io', ['-r', '-f', 'raw', '-c', `read -P 0x21 ${9 * MiB} 64k`, exp2.uri]);
 
     // A pull that reads outside the dirty areas fails on this export (what makes the test able to fail).
-    await expect(backupOne(repo, 'vm100', 'drive-scsi0', await NbdSource.open({ uri: exp2.uri }), { base: 'latest' })).rejects.toMatchObject({
+    await expect(
+      backupOne(repo, 'vm100', 'drive-scsi0', await NbdSource.open({ uri: exp2.uri }), { base: 'latest' }),
+    ).rejects.toMatchObject({
       code: 'ERR_NBD_REMOTE',
     });
     expect(await repo.listPointIds('vm100')).toEqual([r1.point]);

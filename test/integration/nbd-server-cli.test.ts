@@ -175,7 +175,9 @@ describe('cairn serve (process)', () => {
     expect(decodeSimpleReply(await pastEnd.queue.read(16))).toEqual({ error: 22, cookie: 7n });
     const flood = await rawAttach(sock, 'web/latest/vda');
     for (let i = 0; i < 2000; i++) {
-      flood.socket.write(encodeRequest({ type: NBD_CMD.NBD_CMD_READ, flags: 0, cookie: BigInt(i), offset: (i % 128) * 65536, length: 65536 }));
+      flood.socket.write(
+        encodeRequest({ type: NBD_CMD.NBD_CMD_READ, flags: 0, cookie: BigInt(i), offset: (i % 128) * 65536, length: 65536 }),
+      );
     }
     flood.socket.destroy();
     await waitFor('hostile sockets closed', () => badMagic.socket.destroyed || badMagic.socket.readableEnded);

@@ -82,7 +82,15 @@ describe('cairn serve with real NBD clients', () => {
       '-r',
       '-f',
       'raw',
-      ...['read -P 0x01 0 64k', 'read -P 0xab 64k 960k', 'read -P 0 1M 2M', 'read -P 0xcd 3M 512k', 'read -P 0x22 5M 256k', 'read -P 0x5a 7936k 256k', 'read -P 0 3584k 1536k'].flatMap((c) => ['-c', c]),
+      ...[
+        'read -P 0x01 0 64k',
+        'read -P 0xab 64k 960k',
+        'read -P 0 1M 2M',
+        'read -P 0xcd 3M 512k',
+        'read -P 0x22 5M 256k',
+        'read -P 0x5a 7936k 256k',
+        'read -P 0 3584k 1536k',
+      ].flatMap((c) => ['-c', c]),
       nbdUri(socket, 'vm1/latest/sda'),
     ]);
     expect(r.code, r.stderr).toBe(0);

@@ -143,8 +143,17 @@ describe('safety: crashes, corruption, concurrency, GC, full disks', () => {
     const image = join(dir.path, 'p.raw');
     await writeFile(image, randomBytes(256 * 1024));
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push((await runJson<{ point: string }>(['backup', '--repo', repo, '--vm', 'p', '--disk', `sda=${image}`])).point);
-    const dry = await runJson<{ points: { point: string; keep: boolean }[] }>(['prune', '--repo', repo, 'p', '--keep-last', '1', '--dry-run']);
+    for (let i = 0; i < 3; i++)
+      ids.push((await runJson<{ point: string }>(['backup', '--repo', repo, '--vm', 'p', '--disk', `sda=${image}`])).point);
+    const dry = await runJson<{ points: { point: string; keep: boolean }[] }>([
+      'prune',
+      '--repo',
+      repo,
+      'p',
+      '--keep-last',
+      '1',
+      '--dry-run',
+    ]);
     expect(dry.points.filter((p) => p.keep).map((p) => p.point)).toEqual([ids[2]]);
     expect((await runJson<unknown[]>(['ls', '--repo', repo, 'cairn://p'])).length).toBe(3);
     await runJson(['prune', '--repo', repo, 'p', '--keep-last', '1']);

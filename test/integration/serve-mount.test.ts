@@ -34,14 +34,30 @@ describe('cairn serve --mount (NBD and FUSE from one process)', () => {
     child = startCairn(['serve', '--nbd', `unix:${socket}`, '--mount', mnt], env);
     const stderr: Buffer[] = [];
     child.stderr!.on('data', (d: Buffer) => stderr.push(d));
-    await waitFor(async () => (await isMounted(mnt)) && (await stat(socket).then(() => true, () => false)) || undefined, 'serve to listen and mount');
+    await waitFor(
+      async () =>
+        ((await isMounted(mnt)) &&
+          (await stat(socket).then(
+            () => true,
+            () => false,
+          ))) ||
+        undefined,
+      'serve to listen and mount',
+    );
     expect(Buffer.concat(stderr).toString()).toContain(`created the default repository ${join(dataHome, 'cairn')}`);
 
     // A backup into the default repository appears in both views without a restart.
     const image = join(dir.path, 'disk.raw');
     await writeFile(image, randomBytes(3 * MiB));
     const backup = await runJson<{ point: string }>(['backup', '--vm', 'web', '--disk', `sda=${image}`], { env });
-    await waitFor(async () => stat(join(mnt, 'web', backup.point, 'sda.raw')).then(() => true, () => undefined), 'the new point in the FUSE tree');
+    await waitFor(
+      async () =>
+        stat(join(mnt, 'web', backup.point, 'sda.raw')).then(
+          () => true,
+          () => undefined,
+        ),
+      'the new point in the FUSE tree',
+    );
     execFileSync('cmp', [image, join(mnt, 'web', backup.point, 'sda.raw')]);
     const viaNbd = join(dir.path, 'via-nbd.raw');
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', `nbd+unix:///web/latest/sda?socket=${socket}`, viaNbd]);

@@ -63,13 +63,20 @@ interface NbdArgs {
 function withNbdOptions<T>(yargs: Argv<T>): Argv<T & NbdArgs> {
   return yargs
     .option('bitmap', { type: 'string', array: true, describe: 'NBD: incremental from dirty bitmap qemu:dirty-bitmap:NAME ([DISK=]NAME)' })
-    .option('bitmap-mode', { type: 'string', array: true, describe: 'NBD: new (full read), reuse (incremental) or none, as the Proxmox API hands it ([DISK=]MODE)' })
+    .option('bitmap-mode', {
+      type: 'string',
+      array: true,
+      describe: 'NBD: new (full read), reuse (incremental) or none, as the Proxmox API hands it ([DISK=]MODE)',
+    })
     .option('discard-after-read', { type: 'boolean', describe: 'NBD: TRIM each range once stored, so the fleecing image shrinks' })
     .option('connections', { type: 'number', default: 4, describe: 'NBD: connections per disk when the server allows multi-conn' })
     .option('bwlimit', { type: 'string', describe: 'NBD: read bandwidth limit per disk, e.g. 100MiB (per second)' })
     .option('nbd-timeout', { type: 'number', default: 60, describe: 'NBD: seconds without a reply before the server counts as stalled' })
     .option('nbd-connect-timeout', { type: 'number', default: 30, describe: 'NBD: seconds to connect and finish the handshake' })
-    .example('$0 backup --vm web --disk vda=nbd+unix:///vda?socket=/run/backup.sock --bitmap backup-vda', 'incremental pull from a QEMU fleecing export') as never;
+    .example(
+      '$0 backup --vm web --disk vda=nbd+unix:///vda?socket=/run/backup.sock --bitmap backup-vda',
+      'incremental pull from a QEMU fleecing export',
+    ) as never;
 }
 
 /** `NAME` for every disk, or `DISK=NAME` for one: the value for `disk`, if any. */
@@ -90,7 +97,11 @@ function nbdSourceOptions(argv: NbdArgs, disk: string): Omit<NbdSourceOptions, '
   if (mode !== undefined && !(BITMAP_MODES as readonly string[]).includes(mode)) {
     throw new CairnError('ERR_INVALID_ARGUMENT', `--bitmap-mode must be new, reuse or none, got '${mode}'`);
   }
-  for (const [name, value] of [['nbd-timeout', argv['nbd-timeout']], ['nbd-connect-timeout', argv['nbd-connect-timeout']], ['connections', argv.connections]] as const) {
+  for (const [name, value] of [
+    ['nbd-timeout', argv['nbd-timeout']],
+    ['nbd-connect-timeout', argv['nbd-connect-timeout']],
+    ['connections', argv.connections],
+  ] as const) {
     if (!Number.isFinite(value) || value <= 0) throw new CairnError('ERR_INVALID_ARGUMENT', `--${name} must be a positive number`);
   }
   const bwlimit = argv.bwlimit !== undefined ? parseSize(argv.bwlimit, 'bandwidth limit') : undefined;
@@ -121,20 +132,35 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
   builder: (yargs) =>
     withNbdOptions(withJsonOption(withRepoOption(yargs)))
       .option('vm', { type: 'string', demandOption: true, describe: 'VM name' })
-      .option('disk', { type: 'string', array: true, demandOption: true, describe: 'NAME=SOURCE: a file, a block device, - (stdin) or an nbd:// URI; repeatable' })
+      .option('disk', {
+        type: 'string',
+        array: true,
+        demandOption: true,
+        describe: 'NAME=SOURCE: a file, a block device, - (stdin) or an nbd:// URI; repeatable',
+      })
       .option('config', { type: 'string', describe: 'VM configuration file to store with the point' })
       .option('base', { type: 'string', describe: 'incremental: latest or a point id to take unchanged data from' })
-      .option('changed-blocks', { type: 'string', array: true, describe: 'NAME=FILE: changed-block bitmap (base64 or raw, as Xen CBT gives it); needs --base' })
+      .option('changed-blocks', {
+        type: 'string',
+        array: true,
+        describe: 'NAME=FILE: changed-block bitmap (base64 or raw, as Xen CBT gives it); needs --base',
+      })
       .option('block-size', { type: 'string', default: '64KiB', describe: 'block size of one bitmap bit' })
       .example('$0 backup --vm web --disk sda=/dev/vg/web-snap', 'full backup of a block device')
-      .example('$0 backup --vm web --disk sda=web.raw --base latest --changed-blocks sda=cbt.b64', 'incremental with a Xen CBT bitmap') as never,
+      .example(
+        '$0 backup --vm web --disk sda=web.raw --base latest --changed-blocks sda=cbt.b64',
+        'incremental with a Xen CBT bitmap',
+      ) as never,
   handler: async (argv) => {
     const log = childLogger('backup', { vm: argv.vm });
     const repo = await openRepoFromArgs(argv);
     const blockSize = parseSize(argv['block-size'], 'block size');
     const bitmaps = await readBitmaps(argv['changed-blocks'] ?? [], blockSize || XEN_CBT_BLOCK_SIZE);
     if (bitmaps.size > 0 && argv.base === undefined) {
-      throw new CairnError('ERR_INVALID_ARGUMENT', '--changed-blocks needs --base (latest or a point id) to take the unchanged blocks from');
+      throw new CairnError(
+        'ERR_INVALID_ARGUMENT',
+        '--changed-blocks needs --base (latest or a point id) to take the unchanged blocks from',
+      );
     }
     const config = argv.config !== undefined ? await readFile(argv.config) : undefined;
     const diskSpecs = argv.disk.map((spec) => splitAssignment(spec, 'disk'));
@@ -148,11 +174,15 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
         disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
         if (source instanceof NbdSource && nbd?.discardAfterRead && !source.discardActive) {
-          log.warn({ disk: name }, `--discard-after-read: the NBD export of disk '${name}' does not accept TRIM; nothing will be discarded`);
+          log.warn(
+            { disk: name },
+            `--discard-after-read: the NBD export of disk '${name}' does not accept TRIM; nothing will be discarded`,
+          );
         }
       }
       for (const name of bitmaps.keys()) {
-        if (!disks.some((d) => d.name === name)) throw new CairnError('ERR_INVALID_ARGUMENT', `--changed-blocks names disk '${name}' that no --disk gives`);
+        if (!disks.some((d) => d.name === name))
+          throw new CairnError('ERR_INVALID_ARGUMENT', `--changed-blocks names disk '${name}' that no --disk gives`);
       }
       const bars = new Map<string, ProgressBar>();
       const result = await withInterruption((signal) =>
@@ -194,7 +224,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         () => [
           `created point cairn://${result.vm}/${result.point}${result.parent ? ` (incremental from ${result.parent})` : ''}`,
           ...result.disks.map(
-            (d) => `  ${d.name}: ${formatBytes(d.size)}, read ${formatBytes(d.bytesRead)}, stored ${formatBytes(d.bytesStored)} in ${d.chunksWritten} new chunks (${d.chunksReused} reused)`,
+            (d) =>
+              `  ${d.name}: ${formatBytes(d.size)}, read ${formatBytes(d.bytesRead)}, stored ${formatBytes(d.bytesStored)} in ${d.chunksWritten} new chunks (${d.chunksReused} reused)`,
           ),
         ],
       );

@@ -15,7 +15,8 @@ export const catCommand: CommandModule<object, CatArgs> = {
   describe: 'write a disk or partition (cairn://VM/POINT/DISK[/pN]) to standard output',
   builder: (yargs) => withRepoOption(yargs).positional('url', { type: 'string', demandOption: true }) as never,
   handler: async (argv) => {
-    if (process.stdout.isTTY) throw new CairnError('ERR_INVALID_ARGUMENT', 'refusing to write a disk image to a terminal; redirect standard output');
+    if (process.stdout.isTTY)
+      throw new CairnError('ERR_INVALID_ARGUMENT', 'refusing to write a disk image to a terminal; redirect standard output');
     const catalog = await openCatalogFromArgs(argv, { cacheBytes: 32 * 1024 * 1024 });
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
     const reader = await openUrlReader(catalog, url);

@@ -15,10 +15,18 @@ export const gcCommand: CommandModule<object, GcArgs> = {
   builder: (yargs) =>
     withJsonOption(withRepoOption(yargs))
       .option('dry-run', { type: 'boolean', default: false, describe: 'only count what would be deleted' })
-      .option('grace-seconds', { type: 'number', default: DEFAULT_GC_GRACE_MS / 1000, describe: 'keep chunks touched this long before the oldest running backup started' }) as never,
+      .option('grace-seconds', {
+        type: 'number',
+        default: DEFAULT_GC_GRACE_MS / 1000,
+        describe: 'keep chunks touched this long before the oldest running backup started',
+      }) as never,
   handler: async (argv) => {
     const repo = await openRepoFromArgs(argv);
-    const result = await collectGarbage(repo, { dryRun: argv['dry-run'], graceMs: argv['grace-seconds'] * 1000, logger: childLogger('gc') });
+    const result = await collectGarbage(repo, {
+      dryRun: argv['dry-run'],
+      graceMs: argv['grace-seconds'] * 1000,
+      logger: childLogger('gc'),
+    });
     printResult(argv, { dryRun: argv['dry-run'], ...result }, () => [
       `${argv['dry-run'] ? 'would delete' : 'deleted'} ${result.removedChunks} chunk(s), ${formatBytes(result.removedBytes)}; ${result.referencedChunks} referenced, ${result.keptRecentChunks} unreferenced but recent (kept)`,
     ]);

@@ -29,7 +29,10 @@ export const lsCommand: CommandModule<object, LsArgs> = {
     if (url.point === undefined) {
       const points = await catalog.listPoints(vm);
       printResult(argv, points, () =>
-        points.map((p) => `${p.id}\t${time(p.createdMs)}\t${p.disks.map((d) => `${d.name}:${formatBytes(d.size)}`).join(' ')}${p.parent ? `\tparent ${p.parent}` : ''}`),
+        points.map(
+          (p) =>
+            `${p.id}\t${time(p.createdMs)}\t${p.disks.map((d) => `${d.name}:${formatBytes(d.size)}`).join(' ')}${p.parent ? `\tparent ${p.parent}` : ''}`,
+        ),
       );
       return;
     }

@@ -1,7 +1,15 @@
 import type { CommandModule } from 'yargs';
 import { repositoryUsage } from '../../store/usage.js';
 import { formatBytes } from '../../util/bytes.js';
-import { openRepoFromArgs, printResult, resolveRepoPath, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
+import {
+  openRepoFromArgs,
+  printResult,
+  resolveRepoPath,
+  withJsonOption,
+  withRepoOption,
+  type JsonArgs,
+  type RepoArgs,
+} from '../context.js';
 
 export const monitorCommand: CommandModule<object, RepoArgs & JsonArgs> = {
   command: 'monitor',

@@ -20,7 +20,14 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   describe: 'remove restore points that no --keep-* rule keeps (as Proxmox Backup Server and restic do); then run gc',
   builder: (yargs) => {
     let y = withJsonOption(withRepoOption(yargs)).positional('vm', { type: 'string', describe: 'only this VM (default: every VM)' });
-    for (const rule of RULES) y = y.option(`keep-${rule}`, { type: 'number', describe: rule === 'last' ? 'keep the N newest points' : `keep the newest point of each of the last N ${rule === 'daily' ? 'days' : rule.replace('ly', 's')}` });
+    for (const rule of RULES)
+      y = y.option(`keep-${rule}`, {
+        type: 'number',
+        describe:
+          rule === 'last'
+            ? 'keep the N newest points'
+            : `keep the newest point of each of the last N ${rule === 'daily' ? 'days' : rule.replace('ly', 's')}`,
+      });
     return y.option('dry-run', { type: 'boolean', default: false, describe: 'only show what would be removed' }) as never;
   },
   handler: async (argv) => {
@@ -43,7 +50,10 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     }
     const removed = report.filter((r) => !r.keep).length;
     printResult(argv, { dryRun: argv['dry-run'], points: report }, () => [
-      ...report.map((r) => `${r.keep ? 'keep  ' : argv['dry-run'] ? 'would remove' : 'remove'} ${r.vm}/${r.point}${r.keep ? ` (${r.reasons.join(', ')})` : ''}`),
+      ...report.map(
+        (r) =>
+          `${r.keep ? 'keep  ' : argv['dry-run'] ? 'would remove' : 'remove'} ${r.vm}/${r.point}${r.keep ? ` (${r.reasons.join(', ')})` : ''}`,
+      ),
       `${argv['dry-run'] ? 'would remove' : 'removed'} ${removed} point(s), kept ${report.length - removed}${removed > 0 && !argv['dry-run'] ? "; run 'cairn gc' to free space" : ''}`,
     ]);
   },

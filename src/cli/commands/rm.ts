@@ -26,7 +26,9 @@ export const rmCommand: CommandModule<object, RmArgs> = {
         throw new CairnError('ERR_INVALID_ARGUMENT', `this would remove all ${count} point(s) of VM '${url.vm}'; add --force to confirm`);
       }
       const removed = await repo.removeVm(url.vm);
-      printResult(argv, { vm: url.vm, removedPoints: removed }, () => [`removed VM ${url.vm} (${removed} point(s)); run 'cairn gc' to free space`]);
+      printResult(argv, { vm: url.vm, removedPoints: removed }, () => [
+        `removed VM ${url.vm} (${removed} point(s)); run 'cairn gc' to free space`,
+      ]);
       return;
     }
     const id = await repo.resolvePoint(url.vm, url.point);

@@ -33,7 +33,10 @@ export interface NbdServeRequest {
 }
 
 /** Parses and checks the addresses first (nothing listens if one is refused), then starts one server on all of them. */
-export async function startNbdServer(catalog: Catalog, request: NbdServeRequest): Promise<{ server: NbdServer; bound: NbdListenAddress[] }> {
+export async function startNbdServer(
+  catalog: Catalog,
+  request: NbdServeRequest,
+): Promise<{ server: NbdServer; bound: NbdListenAddress[] }> {
   const addresses = request.addresses.map(parseListenAddress);
   const exposed = addresses.filter((a) => !isLocalOnly(a));
   if (exposed.length > 0 && !request.listenAny) {
@@ -85,10 +88,15 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const log = childLogger('nbd');
     log.info({ addresses: bound.map(formatListenAddress) }, 'serving restore points over NBD');
     // The FUSE tree shares the catalog, so NBD clients and file readers share one chunk cache.
-    const mount = argv.mount !== undefined ? await startFuseMount(catalog, { dir: argv.mount, allowOther: argv.allowOther, blockSize: catalog.repo.chunkSize }).catch(async (err: unknown) => {
-      await server.close();
-      throw err;
-    }) : undefined;
+    const mount =
+      argv.mount !== undefined
+        ? await startFuseMount(catalog, { dir: argv.mount, allowOther: argv.allowOther, blockSize: catalog.repo.chunkSize }).catch(
+            async (err: unknown) => {
+              await server.close();
+              throw err;
+            },
+          )
+        : undefined;
     if (mount) childLogger('fuse').info({ dir: argv.mount }, 'serving restore points as files');
     const signal = await stop;
     log.info({ signal }, `${signal} received: answering in-flight requests, then stopping`);

@@ -13,7 +13,8 @@ interface VerifyArgs extends RepoArgs, JsonArgs {
 export const verifyCommand: CommandModule<object, VerifyArgs> = {
   command: 'verify [url]',
   describe: 're-read and re-hash every chunk (of everything, a VM, a point or a disk); exit 5 naming what is damaged',
-  builder: (yargs) => withJsonOption(withRepoOption(yargs)).positional('url', { type: 'string', describe: 'cairn://VM[/POINT[/DISK]]' }) as never,
+  builder: (yargs) =>
+    withJsonOption(withRepoOption(yargs)).positional('url', { type: 'string', describe: 'cairn://VM[/POINT[/DISK]]' }) as never,
   handler: async (argv) => {
     const repo = await openRepoFromArgs(argv);
     const url = argv.url !== undefined ? parseCairnUrl(argv.url) : {};
@@ -31,7 +32,9 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
         if (disk.ok) continue;
         if (disk.error) lines.push(`DAMAGED ${disk.vm}/${disk.point}/${disk.disk}: ${disk.error}`);
         for (const chunk of disk.damaged) {
-          lines.push(`DAMAGED ${disk.vm}/${disk.point}/${disk.disk}: chunk ${chunk.digest} at offset(s) ${chunk.offsets.join(', ')}: ${chunk.error}`);
+          lines.push(
+            `DAMAGED ${disk.vm}/${disk.point}/${disk.disk}: chunk ${chunk.digest} at offset(s) ${chunk.offsets.join(', ')}: ${chunk.error}`,
+          );
         }
       }
       const damagedDisks = result.disks.filter((d) => !d.ok).length;

@@ -220,7 +220,8 @@ export class NbdConnection {
         const dataLength = hdr.length - 8;
         const at = this.placeChunk(p, offset, dataLength);
         const data = await this.queue.read(dataLength);
-        if (at === 0 && dataLength === p.length) p.buffer = data; // the whole read in one chunk: no copy
+        if (at === 0 && dataLength === p.length)
+          p.buffer = data; // the whole read in one chunk: no copy
         else data.copy((p.buffer ??= Buffer.allocUnsafe(p.length)), at);
         break;
       }
@@ -257,10 +258,13 @@ export class NbdConnection {
   private placeChunk(p: Pending, offset: number, length: number): number {
     const start = offset - p.offset;
     if (start < 0 || start + length > p.length) {
-      throw nbdProtocolError(`NBD server ${this.opts.where} sent read data at ${offset}+${length} outside the request ${p.offset}+${p.length}`);
+      throw nbdProtocolError(
+        `NBD server ${this.opts.where} sent read data at ${offset}+${length} outside the request ${p.offset}+${p.length}`,
+      );
     }
     for (const [s, e] of p.filled!) {
-      if (start < e && start + length > s) throw nbdProtocolError(`NBD server ${this.opts.where} sent overlapping read chunks at ${offset}`);
+      if (start < e && start + length > s)
+        throw nbdProtocolError(`NBD server ${this.opts.where} sent overlapping read chunks at ${offset}`);
     }
     p.filled!.push([start, start + length]);
     return start;
@@ -279,10 +283,11 @@ export class NbdConnection {
       if (d.length === 0) throw nbdProtocolError(`NBD server ${where} sent a zero-length block status extent`);
       if (cursor >= end) throw nbdProtocolError(`NBD server ${where} sent block status extents past the requested range`);
       if (cursor + d.length > this.info.size) {
-        throw nbdProtocolError(
-          `NBD server ${where} sent block status to ${cursor + d.length}, past the export size ${this.info.size}`,
-          { offset: cursor, length: d.length, size: this.info.size },
-        );
+        throw nbdProtocolError(`NBD server ${where} sent block status to ${cursor + d.length}, past the export size ${this.info.size}`, {
+          offset: cursor,
+          length: d.length,
+          size: this.info.size,
+        });
       }
       // Only the final extent may run past the request; it is clipped.
       const length = Math.min(d.length, end - cursor);

@@ -108,9 +108,7 @@ export async function negotiate(socket: Socket, queue: NbdByteQueue, opts: Negot
     }
   }
 
-  socket.write(
-    encodeOption(NBD_OPT.NBD_OPT_GO, encodeInfoRequest({ exportName: opts.exportName, infos: [NBD_INFO.NBD_INFO_BLOCK_SIZE] })),
-  );
+  socket.write(encodeOption(NBD_OPT.NBD_OPT_GO, encodeInfoRequest({ exportName: opts.exportName, infos: [NBD_INFO.NBD_INFO_BLOCK_SIZE] })));
   let size: number | undefined;
   let transmissionFlags = 0;
   let blockSizes = DEFAULT_BLOCK_SIZES;
@@ -160,9 +158,14 @@ async function exportNameFallback(
   try {
     head = await queue.read(NBD_SIZE.EXPORT_NAME_REPLY);
   } catch (err) {
-    throw new CairnError('ERR_NOT_FOUND', `NBD server ${opts.where} closed the connection: no such export?`, {
-      exportName: redactNbdSecrets(opts.exportName),
-    }, { cause: err });
+    throw new CairnError(
+      'ERR_NOT_FOUND',
+      `NBD server ${opts.where} closed the connection: no such export?`,
+      {
+        exportName: redactNbdSecrets(opts.exportName),
+      },
+      { cause: err },
+    );
   }
   const { size, transmissionFlags } = decodeExportNameReply(head);
   if (!noZeroes) await queue.skip(NBD_SIZE.EXPORT_NAME_PADDING);

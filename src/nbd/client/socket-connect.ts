@@ -19,7 +19,9 @@ export function connectSocket(endpoint: NbdEndpoint, timeoutMs: number): Promise
     const where = describeEndpoint(endpoint);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new CairnError('ERR_TIMEOUT', `NBD server ${where} did not accept the connection within ${timeoutMs} ms`, { endpoint: where }));
+      reject(
+        new CairnError('ERR_TIMEOUT', `NBD server ${where} did not accept the connection within ${timeoutMs} ms`, { endpoint: where }),
+      );
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);

@@ -1,13 +1,5 @@
 import { NBD_INFO, NBD_MAGIC, NBD_SIZE } from './constants.js';
-import {
-  assertLength,
-  assertMinLength,
-  decodeNbdString,
-  encodeNbdString,
-  nbdProtocolError,
-  readU64beSafe,
-  writeU64be,
-} from './wire.js';
+import { assertLength, assertMinLength, decodeNbdString, encodeNbdString, nbdProtocolError, readU64beSafe, writeU64be } from './wire.js';
 
 /** Option reply framing: magic, u32 option (echoed), u32 reply type, u32 data length, data. */
 export interface NbdOptionReplyHeader {

@@ -12,7 +12,9 @@ export type ExportReaderOpener = (catalog: Catalog, url: CairnUrl) => Promise<Bl
 /** Whole disks only: what a Catalog offers by itself. */
 export const openWholeDisk: ExportReaderOpener = async (catalog, url) => {
   if (url.partition !== undefined) {
-    throw new CairnError('ERR_NOT_FOUND', `partition exports are not available here: ${formatCairnPath(url)}`, { url: formatCairnPath(url) });
+    throw new CairnError('ERR_NOT_FOUND', `partition exports are not available here: ${formatCairnPath(url)}`, {
+      url: formatCairnPath(url),
+    });
   }
   return catalog.openDisk(url.vm!, url.point!, url.disk!);
 };

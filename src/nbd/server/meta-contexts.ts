@@ -25,8 +25,7 @@ export async function matchMetaContexts(
 ): Promise<MetaContext[]> {
   const found = new Map<string, MetaContext>();
   const listAll = mode === 'list' && queries.length === 0;
-  const changedNames = async (): Promise<string[]> =>
-    (await registry.comparablePoints(exp)).map((p) => CAIRN_CHANGED_PREFIX + p.id);
+  const changedNames = async (): Promise<string[]> => (await registry.comparablePoints(exp)).map((p) => CAIRN_CHANGED_PREFIX + p.id);
 
   if (listAll) {
     found.set(NBD_BASE_ALLOCATION, { name: NBD_BASE_ALLOCATION, kind: 'allocation' });

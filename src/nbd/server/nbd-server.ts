@@ -67,9 +67,14 @@ export class NbdServer {
       if (address.kind === 'unix') server.listen(address.path, done);
       else server.listen(address.port, address.host, done);
     }).catch((err: unknown) => {
-      throw new CairnError('ERR_INVALID_ARGUMENT', `cannot listen on ${formatListenAddress(address)}: ${systemErrorCode(err) ?? String(err)}`, {
-        address: formatListenAddress(address),
-      }, { cause: err });
+      throw new CairnError(
+        'ERR_INVALID_ARGUMENT',
+        `cannot listen on ${formatListenAddress(address)}: ${systemErrorCode(err) ?? String(err)}`,
+        {
+          address: formatListenAddress(address),
+        },
+        { cause: err },
+      );
     });
     server.on('error', (err) => this.log.error({ err }, 'NBD listener error'));
     this.listeners.push(server);

@@ -219,12 +219,18 @@ async function answerInfo(
   const exp = await openOrAnswer(deps, request.exportName, replyError);
   if (!exp) return undefined;
   const size = exp.reader.size;
-  await reply(NBD_REP.NBD_REP_INFO, encodeRepInfo({ kind: 'export', size, transmissionFlags: exportTransmissionFlags(state.structuredReplies) }));
+  await reply(
+    NBD_REP.NBD_REP_INFO,
+    encodeRepInfo({ kind: 'export', size, transmissionFlags: exportTransmissionFlags(state.structuredReplies) }),
+  );
   if (request.infos.includes(NBD_INFO.NBD_INFO_NAME)) {
     await reply(NBD_REP.NBD_REP_INFO, encodeRepInfo({ kind: 'name', name: exp.name }));
   }
   await reply(NBD_REP.NBD_REP_INFO, encodeRepInfo({ kind: 'description', description: exp.description }));
-  await reply(NBD_REP.NBD_REP_INFO, encodeRepInfo({ kind: 'block-size', minimum: 1, preferred: preferredBlockSize(exp), maximum: deps.maxPayload }));
+  await reply(
+    NBD_REP.NBD_REP_INFO,
+    encodeRepInfo({ kind: 'block-size', minimum: 1, preferred: preferredBlockSize(exp), maximum: deps.maxPayload }),
+  );
   await reply(NBD_REP.NBD_REP_ACK);
   deps.log.debug({ option: nbdName(NBD_OPT, option), export: exp.name }, 'NBD export described');
   return exp;

@@ -102,7 +102,13 @@ describe('point writer', () => {
     source.acknowledgeStored = async (offset) => {
       acknowledged.push(offset);
     };
-    const { index, stats } = await writeDisk({ source, store: repo.chunks, chunkSize: CHUNK, base: { size: baseSize, digests: base.index.digests }, plan: { chunkSize: CHUNK, hasBase: true, baseSize } });
+    const { index, stats } = await writeDisk({
+      source,
+      store: repo.chunks,
+      chunkSize: CHUNK,
+      base: { size: baseSize, digests: base.index.digests },
+      plan: { chunkSize: CHUNK, hasBase: true, baseSize },
+    });
     expect(index.digests.length).toBe(3);
     expect(index.digests.get(0)).toBe(base.index.digests.get(0));
     expect(stats.chunksWritten).toBe(1); // the cut last chunk is new content
@@ -152,7 +158,9 @@ describe('point writer', () => {
     await writeFile(path, randomBytes(6 * CHUNK));
     const source = await FileSource.open(path);
     await truncate(path, 2 * CHUNK + 5);
-    await expect(writeDisk({ source, store: repo.chunks, chunkSize: CHUNK, plan: { chunkSize: CHUNK, hasBase: false } })).rejects.toMatchObject({
+    await expect(
+      writeDisk({ source, store: repo.chunks, chunkSize: CHUNK, plan: { chunkSize: CHUNK, hasBase: false } }),
+    ).rejects.toMatchObject({
       code: 'ERR_SOURCE',
       message: expect.stringContaining(`file ${path} is truncated`),
     });

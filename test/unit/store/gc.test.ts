@@ -32,11 +32,19 @@ describe('garbage collection', () => {
     const list = new DigestList();
     digests.forEach((d, i) => list.set(i, d));
     const draft = await repo.createDraft(vm);
-    await draft.addDisk('sda', { chunkSize: CHUNK, diskSize: digests.length * CHUNK, digests: list }, { bytesRead: 0, bytesStored: 0, dataChunks: digests.length });
+    await draft.addDisk(
+      'sda',
+      { chunkSize: CHUNK, diskSize: digests.length * CHUNK, digests: list },
+      { bytesRead: 0, bytesStored: 0, dataChunks: digests.length },
+    );
     await draft.publish({ id: '20260101T000000Z', createdMs: Date.now(), source: 'test', chunkSize: CHUNK });
   }
 
-  const exists = (digest: string) => stat(repo.chunks.chunkPath(digest)).then(() => true, () => false);
+  const exists = (digest: string) =>
+    stat(repo.chunks.chunkPath(digest)).then(
+      () => true,
+      () => false,
+    );
 
   it('deletes old unreferenced chunks and keeps referenced and recent ones', async () => {
     const referenced = await storeChunk(3_600_000);
@@ -82,7 +90,10 @@ describe('garbage collection', () => {
     try {
       await lock.update({ base: { vm: 'vm', point: '20260101T000000Z' } });
       await repo.removePoint('vm', '20260101T000000Z');
-      await expect(collectGarbage(repo, { graceMs: 0 })).rejects.toMatchObject({ code: 'ERR_LOCKED', message: expect.stringContaining('as its base') });
+      await expect(collectGarbage(repo, { graceMs: 0 })).rejects.toMatchObject({
+        code: 'ERR_LOCKED',
+        message: expect.stringContaining('as its base'),
+      });
       expect(await exists(digest)).toBe(true);
     } finally {
       await lock.release();

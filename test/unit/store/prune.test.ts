@@ -7,7 +7,11 @@ beforeAll(() => {
 });
 
 const point = (iso: string) => ({ id: iso.replace(/[-:]/g, '').replace('.000Z', 'Z'), createdMs: Date.parse(iso) });
-const kept = (decisions: ReturnType<typeof selectPrune>) => decisions.filter((d) => d.keep).map((d) => d.point.id).sort();
+const kept = (decisions: ReturnType<typeof selectPrune>) =>
+  decisions
+    .filter((d) => d.keep)
+    .map((d) => d.point.id)
+    .sort();
 
 describe('prune selection', () => {
   const points = [
@@ -44,7 +48,12 @@ describe('prune selection', () => {
   });
 
   it('keep-yearly and keep-monthly', () => {
-    const years = [point('2026-05-01T00:00:00Z'), point('2026-01-01T00:00:00Z'), point('2025-12-01T00:00:00Z'), point('2024-06-01T00:00:00Z')];
+    const years = [
+      point('2026-05-01T00:00:00Z'),
+      point('2026-01-01T00:00:00Z'),
+      point('2025-12-01T00:00:00Z'),
+      point('2024-06-01T00:00:00Z'),
+    ];
     expect(kept(selectPrune(years, { yearly: 2 }))).toEqual(['20251201T000000Z', '20260501T000000Z']);
     expect(kept(selectPrune(years, { monthly: 3 }))).toEqual(['20251201T000000Z', '20260101T000000Z', '20260501T000000Z']);
   });

@@ -80,8 +80,7 @@ async function serve(sock: net.Socket, opts: FakeServerOptions, requests: NbdReq
   const q = NbdByteQueue.fromStream(sock);
   const contexts = opts.contexts ?? { 'base:allocation': 1 };
   const sr = opts.structuredReplies ?? true;
-  const flags =
-    opts.transmissionFlags ?? NBD_TRANSMISSION_FLAG.NBD_FLAG_HAS_FLAGS | NBD_TRANSMISSION_FLAG.NBD_FLAG_SEND_TRIM;
+  const flags = opts.transmissionFlags ?? NBD_TRANSMISSION_FLAG.NBD_FLAG_HAS_FLAGS | NBD_TRANSMISSION_FLAG.NBD_FLAG_SEND_TRIM;
   const selected: number[] = [];
   sock.write(encodeServerGreeting(NBD_HANDSHAKE_FLAG.NBD_FLAG_FIXED_NEWSTYLE | NBD_HANDSHAKE_FLAG.NBD_FLAG_NO_ZEROES));
   await q.read(4);
@@ -110,7 +109,13 @@ async function serve(sock: net.Socket, opts: FakeServerOptions, requests: NbdReq
         sock.write(encodeOptionReply(option, NBD_REP.NBD_REP_ERR_UNSUP));
         continue;
       }
-      sock.write(encodeOptionReply(option, NBD_REP.NBD_REP_INFO, encodeRepInfo({ kind: 'export', size: opts.disk.length, transmissionFlags: flags })));
+      sock.write(
+        encodeOptionReply(
+          option,
+          NBD_REP.NBD_REP_INFO,
+          encodeRepInfo({ kind: 'export', size: opts.disk.length, transmissionFlags: flags }),
+        ),
+      );
       sock.write(encodeOptionReply(option, NBD_REP.NBD_REP_ACK));
       break;
     } else if (option === NBD_OPT.NBD_OPT_EXPORT_NAME) {

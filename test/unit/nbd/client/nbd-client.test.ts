@@ -34,7 +34,12 @@ async function connect(opts: Partial<FakeServerOptions> = {}, requestTimeoutMs =
 
 describe('NbdClient against a (misbehaving) fake server', () => {
   it('reads and queries block status from a well-behaved reply', async () => {
-    const c = await connect({ status: () => [{ length: 4096, flags: 3 }, { length: 65536, flags: 0 }] });
+    const c = await connect({
+      status: () => [
+        { length: 4096, flags: 3 },
+        { length: 65536, flags: 0 },
+      ],
+    });
     expect(c.size).toBe(disk.length);
     expect(c.canTrim).toBe(true);
     expect(await c.read(1000, 5000)).toEqual(disk.subarray(1000, 6000));
@@ -90,8 +95,14 @@ describe('NbdClient against a (misbehaving) fake server', () => {
 
   it('refuses extents after the requested range is covered, zero-length extents and unknown contexts', async () => {
     for (const status of [
-      () => [{ length: 512, flags: 0 }, { length: 0, flags: 0 }],
-      (req: { length: number }) => [{ length: req.length, flags: 0 }, { length: 512, flags: 0 }],
+      () => [
+        { length: 512, flags: 0 },
+        { length: 0, flags: 0 },
+      ],
+      (req: { length: number }) => [
+        { length: req.length, flags: 0 },
+        { length: 512, flags: 0 },
+      ],
     ]) {
       const c = await connect({ status });
       await expect(c.blockStatus('base:allocation', 0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL' });
@@ -140,7 +151,10 @@ describe('NbdClient against a (misbehaving) fake server', () => {
         return true;
       },
     });
-    await expect(c2.read(0, 4096)).rejects.toMatchObject({ code: 'ERR_NBD_PROTOCOL', message: expect.stringMatching(/outside the request/) });
+    await expect(c2.read(0, 4096)).rejects.toMatchObject({
+      code: 'ERR_NBD_PROTOCOL',
+      message: expect.stringMatching(/outside the request/),
+    });
   });
 
   it('refuses a reply to a cookie it never sent', async () => {

@@ -101,9 +101,7 @@ describe('NbdSource', () => {
   it('full: zero extents from base:allocation are recorded, not read', async () => {
     server = await startFakeServer({
       disk,
-      status: (req) => [
-        { length: MiB - (req.offset % MiB), flags: req.offset < MiB ? 0 : 3 },
-      ],
+      status: (req) => [{ length: MiB - (req.offset % MiB), flags: req.offset < MiB ? 0 : 3 }],
     });
     const source = await NbdSource.open({ uri: server.uri, bitmapMode: 'none', bitmap: 'ignored' });
     const extents = await drain(source, { chunkSize: MiB, hasBase: false });
@@ -119,7 +117,9 @@ describe('NbdSource', () => {
 
   it('refuses --bitmap-mode reuse without a bitmap and unknown modes', async () => {
     await expect(NbdSource.open({ uri: 'nbd://h/x', bitmapMode: 'reuse' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(NbdSource.open({ uri: 'nbd://h/x', bitmapMode: 'sometimes' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(NbdSource.open({ uri: 'nbd://h/x', bitmapMode: 'sometimes' as never })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
   });
 
   it('keeps Xen session tokens out of the description', async () => {

@@ -29,7 +29,16 @@ describe('parseNbdUri', () => {
   });
 
   it('refuses malformed URIs with ERR_INVALID_ARGUMENT', () => {
-    for (const bad of ['http://h/x', 'nbd+unix:///x', 'nbd+unix://host/x?socket=/s', 'nbd:///x', 'nbd://h:99999/x', 'nbd://h/%zz', 'nbd://h/a%00b', 'nbd://h/x?socket=1&socket=2']) {
+    for (const bad of [
+      'http://h/x',
+      'nbd+unix:///x',
+      'nbd+unix://host/x?socket=/s',
+      'nbd:///x',
+      'nbd://h:99999/x',
+      'nbd://h/%zz',
+      'nbd://h/a%00b',
+      'nbd://h/x?socket=1&socket=2',
+    ]) {
       expect(() => parseNbdUri(bad), bad).toThrowError(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     }
   });

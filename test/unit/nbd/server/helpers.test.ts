@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { isCairnError } from '../../../../src/core/errors.js';
-import { ExportRegistry, formatListenAddress, isLocalOnly, matchMetaContexts, parseListenAddress } from '../../../../src/nbd/server/index.js';
+import {
+  ExportRegistry,
+  formatListenAddress,
+  isLocalOnly,
+  matchMetaContexts,
+  parseListenAddress,
+} from '../../../../src/nbd/server/index.js';
 import { coverRange, readCost } from '../../../../src/nbd/server/transmission.js';
 import { MemoryCatalog, MemoryDisk } from './memory-catalog.js';
 
@@ -42,7 +48,16 @@ describe('ExportRegistry', () => {
   });
 
   it('answers ERR_NOT_FOUND for unknown or malformed names, never another error', async () => {
-    for (const name of ['web/P1/sdb', 'web/P9/sda', 'nope/latest/sda', 'web/latest', '', 'web/latest/sda/p1', 'a/b/c/p1/etc/passwd', '%%%/x/y']) {
+    for (const name of [
+      'web/P1/sdb',
+      'web/P9/sda',
+      'nope/latest/sda',
+      'web/latest',
+      '',
+      'web/latest/sda/p1',
+      'a/b/c/p1/etc/passwd',
+      '%%%/x/y',
+    ]) {
       const err = await registry.open(name).catch((e: unknown) => e);
       expect(isCairnError(err, 'ERR_NOT_FOUND'), name).toBe(true);
     }

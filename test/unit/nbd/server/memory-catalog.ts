@@ -1,4 +1,12 @@
-import type { AllocationExtent, BlockReader, Catalog, ChangeExtent, ChangeMap, PointInfo, RepositorySpace } from '../../../../src/core/index.js';
+import type {
+  AllocationExtent,
+  BlockReader,
+  Catalog,
+  ChangeExtent,
+  ChangeMap,
+  PointInfo,
+  RepositorySpace,
+} from '../../../../src/core/index.js';
 import { CairnError } from '../../../../src/core/index.js';
 
 /** A disk held in memory; all-zero blocks report as holes, and reads can be delayed per offset. */
@@ -36,7 +44,7 @@ export class MemoryDisk implements BlockReader {
   async allocation(offset: number, length: number): Promise<AllocationExtent[]> {
     const out: AllocationExtent[] = [];
     const end = Math.min(this.size, offset + length);
-    for (let pos = offset; pos < end; ) {
+    for (let pos = offset; pos < end;) {
       const index = Math.floor(pos / this.blockSize);
       const next = Math.min(end, (index + 1) * this.blockSize);
       const zero = this.isZeroBlock(index);
@@ -109,7 +117,7 @@ export class MemoryCatalog implements Catalog {
       async changes(offset: number, length: number): Promise<ChangeExtent[]> {
         const out: ChangeExtent[] = [];
         const end = Math.min(current.size, offset + length);
-        for (let pos = offset; pos < end; ) {
+        for (let pos = offset; pos < end;) {
           const next = Math.min(end, (Math.floor(pos / bs) + 1) * bs);
           const start = Math.floor(pos / bs) * bs;
           const a = current.data.subarray(start, Math.min(current.size, start + bs));

@@ -155,7 +155,9 @@ describe('NBD server transmission', () => {
     client.send(r);
     const chunks = await client.structuredReply();
     expect(chunks).toHaveLength(2);
-    const byId = new Map(chunks.map((c) => [decodeBlockStatusPayload(c.payload).contextId, decodeBlockStatusPayload(c.payload).descriptors]));
+    const byId = new Map(
+      chunks.map((c) => [decodeBlockStatusPayload(c.payload).contextId, decodeBlockStatusPayload(c.payload).descriptors]),
+    );
     const H = NBD_STATE.NBD_STATE_HOLE | NBD_STATE.NBD_STATE_ZERO;
     expect(byId.get(1)).toEqual([
       { length: BLOCK, flags: 0 },
