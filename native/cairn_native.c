@@ -63,39 +63,35 @@ static napi_value do_seek(napi_env env, napi_callback_info info, int whence, con
 static napi_value seek_data(napi_env env, napi_callback_info info) { return do_seek(env, info, SEEK_DATA, "lseek(SEEK_DATA)"); }
 static napi_value seek_hole(napi_env env, napi_callback_info info) { return do_seek(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)"); }
 
-static napi_value block_device_size(napi_env env, napi_callback_info info) {
+/* Reads the single fd argument; returns 0 (with a JS exception pending) when it is missing or not a number. */
+static int get_fd(napi_env env, napi_callback_info info, int32_t *fd) {
   napi_value args[1];
+  if (!get_args(env, info, 1, args)) return 0;
+  if (napi_get_value_int32(env, args[0], fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected (fd)");
+    return 0;
+  }
+  return 1;
+}
+
+static napi_value block_device_size(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint64_t size = 0;
-  if (!get_args(env, info, 1, args)) return NULL;
-  if (napi_get_value_int32(env, args[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "expected (fd)");
-    return NULL;
-  }
+  if (!get_fd(env, info, &fd)) return NULL;
   if (ioctl(fd, BLKGETSIZE64, &size) != 0) return throw_errno(env, errno, "ioctl(BLKGETSIZE64)");
   return make_number(env, (double)size);
 }
 
 static napi_value sync_fs(napi_env env, napi_callback_info info) {
-  napi_value args[1];
   int32_t fd;
-  if (!get_args(env, info, 1, args)) return NULL;
-  if (napi_get_value_int32(env, args[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "expected (fd)");
-    return NULL;
-  }
+  if (!get_fd(env, info, &fd)) return NULL;
   if (syncfs(fd) != 0) return throw_errno(env, errno, "syncfs");
   return NULL;
 }
 
 static napi_value start_writeback(napi_env env, napi_callback_info info) {
-  napi_value args[1];
   int32_t fd;
-  if (!get_args(env, info, 1, args)) return NULL;
-  if (napi_get_value_int32(env, args[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "expected (fd)");
-    return NULL;
-  }
+  if (!get_fd(env, info, &fd)) return NULL;
   if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) return throw_errno(env, errno, "sync_file_range");
   return NULL;
 }

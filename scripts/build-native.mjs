@@ -14,7 +14,9 @@ function nodeGypCommand() {
   try {
     return [process.execPath, require.resolve('node-gyp/bin/node-gyp.js')];
   } catch {
-    return ['node-gyp'];
+    // Run by hand (`node scripts/build-native.mjs`): use the node-gyp that ships inside npm.
+    const insideNpm = join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    return existsSync(insideNpm) ? [process.execPath, insideNpm] : ['node-gyp'];
   }
 }
 
