@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import type { BlockReader } from '../core/block-reader.js';
 import type { AllocationExtent } from '../core/extent.js';
 import { CairnError, systemErrorCode } from '../core/errors.js';
+import { blockDeviceSize } from '../util/native.js';
 
 const PIECE = 4 * 1024 * 1024;
 const IN_FLIGHT = 4;
@@ -88,6 +89,14 @@ export async function restoreToPath(
   const blockDevice = existing?.isBlockDevice() ?? false;
   const handle = await open(dest, blockDevice ? 'r+' : 'w', 0o644);
   try {
+    if (blockDevice && existing) {
+      const deviceSize = await blockDeviceSize(handle.fd, existing.rdev);
+      if (deviceSize < reader.size) {
+        throw new CairnError('ERR_INVALID_ARGUMENT', `destination ${dest} holds ${deviceSize} bytes, less than the disk's ${reader.size}`, {
+          file: dest,
+        });
+      }
+    }
     let done = 0;
     if (!blockDevice) await handle.truncate(reader.size);
     await forEachPiece(

@@ -206,5 +206,17 @@ describe('safety: crashes, corruption, concurrency, GC, full disks', () => {
     } finally {
       execFileSync('losetup', ['-d', loop]);
     }
+    // A device smaller than the disk is refused before anything is written.
+    const smallBacking = join(dir.path, 'small.img');
+    await writeFile(smallBacking, Buffer.alloc(2 * MiB, 0x11));
+    const small = execFileSync('losetup', ['--find', '--show', smallBacking]).toString().trim();
+    try {
+      const refused = await cairn('restore', 'cairn://blk/latest/sda', small, '--force');
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`destination ${small} holds ${2 * MiB} bytes, less than the disk's ${3 * MiB}`);
+    } finally {
+      execFileSync('losetup', ['-d', small]);
+    }
+    expect((await readFile(smallBacking)).equals(Buffer.alloc(2 * MiB, 0x11))).toBe(true);
   });
 });
