@@ -1,5 +1,7 @@
 import { CairnError } from '../core/errors.js';
 
+const INTERRUPT_GRACE_MS = 3000;
+
 /**
  * Runs `work` with an AbortSignal that fires on SIGINT or SIGTERM, so long operations stop cleanly
  * (a backup drops its draft and lock) instead of being killed mid-write.
@@ -8,6 +10,12 @@ export async function withInterruption<T>(work: (signal: AbortSignal) => Promise
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     controller.abort(new CairnError('ERR_INVALID_ARGUMENT', `interrupted by ${signal}`, { signal }));
+    // Work blocked on a silent source (stdin, a stalled server) never reaches its next abort check:
+    // stop anyway after a grace period. Nothing partial is visible; gc removes the leftovers.
+    setTimeout(() => {
+      process.stderr.write(`cairn: interrupted by ${signal}\n`);
+      process.exit(130);
+    }, INTERRUPT_GRACE_MS).unref();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -70,7 +70,9 @@ export class RepositoryCatalog implements Catalog {
 
   async diskIndex(vm: string, point: string, disk: string): Promise<{ manifest: PointManifest; index: DiskIndex }> {
     const manifest = await this.manifest(vm, point);
-    const key = `${vm}/${manifest.id}/${disk}`;
+    // The index digest is part of the key: a point id reused after `rm` can never hit a stale entry.
+    const entry = manifest.disks.find((d) => d.name === disk);
+    const key = `${vm}/${manifest.id}/${disk}/${entry?.indexSha256 ?? ''}`;
     let pending = this.indexes.get(key);
     if (!pending) {
       pending = this.repo.readDiskIndex(manifest, disk);
