@@ -13,6 +13,8 @@ type Step = { offset: number; length: number; kind: 'read' | 'zero' | 'unchanged
 /** A raw disk image in a file or a block device. Holes of sparse files are found with SEEK_DATA/SEEK_HOLE. */
 export class FileSource implements DiskSource {
   bytesRead = 0;
+  /** Set when the file looks like a container format rather than a raw disk (it is still read raw). */
+  imageFormat: string | undefined;
 
   private constructor(
     private readonly handle: FileHandle,
@@ -38,7 +40,9 @@ export class FileSource implements DiskSource {
       if (info.isDirectory()) throw new CairnError('ERR_SOURCE', `source ${path} is a directory, not a disk image`, { file: path });
       const isBlockDevice = info.isBlockDevice();
       const size = isBlockDevice ? await blockDeviceSize(handle.fd, info.rdev) : info.size;
-      return new FileSource(handle, path, size, isBlockDevice);
+      const source = new FileSource(handle, path, size, isBlockDevice);
+      source.imageFormat = await sniffImageFormat(handle);
+      return source;
     } catch (err) {
       await handle.close();
       throw err;
@@ -123,6 +127,20 @@ export class FileSource implements DiskSource {
   async close(): Promise<void> {
     await this.handle.close();
   }
+}
+
+/** Magic numbers of image formats that are not raw disks; a raw backup of them is rarely what was meant. */
+const IMAGE_MAGICS: { name: string; magic: Buffer }[] = [
+  { name: 'qcow2', magic: Buffer.from([0x51, 0x46, 0x49, 0xfb]) },
+  { name: 'VHD', magic: Buffer.from('conectix', 'latin1') },
+  { name: 'VHDX', magic: Buffer.from('vhdxfile', 'latin1') },
+  { name: 'VMDK', magic: Buffer.from('KDMV', 'latin1') },
+];
+
+async function sniffImageFormat(handle: FileHandle): Promise<string | undefined> {
+  const head = Buffer.alloc(8);
+  const { bytesRead } = await handle.read(head, 0, head.length, 0);
+  return IMAGE_MAGICS.find(({ magic }) => bytesRead >= magic.length && head.subarray(0, magic.length).equals(magic))?.name;
 }
 
 /** Read steps no longer than a chunk and never crossing a chunk boundary. */

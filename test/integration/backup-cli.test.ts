@@ -145,6 +145,14 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     expect((await runJson<unknown[]>(['ls', '--repo', repo])).length).toBe(0);
   });
 
+  it('warns when a file source is a qcow2 image rather than a raw disk', async () => {
+    const qcow2 = join(dir.path, 'disk.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '16M']);
+    const result = await cairn('backup', '--vm', 'q', '--disk', `sda=${qcow2}`);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('looks like a qcow2 image, not a raw disk');
+  });
+
   it('gives clear errors for bad URLs, unknown points and usage', async () => {
     expect((await cairn('cat', 'cairn://nosuch/latest/sda')).stderr).toMatch(/VM 'nosuch' has no restore points/);
     expect((await cairn('cat', 'cairn://nosuch/latest/sda')).code).toBe(3);

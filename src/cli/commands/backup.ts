@@ -4,6 +4,7 @@ import { CairnError } from '../../core/errors.js';
 import type { ChangedBlocks } from '../../core/changed-blocks.js';
 import { parseChangedBlockBitmap, XEN_CBT_BLOCK_SIZE } from '../../formats/cbt-bitmap.js';
 import { runBackup, type BackupDisk } from '../../ingest/backup.js';
+import { FileSource } from '../../ingest/file-source.js';
 import { openSource } from '../../ingest/open-source.js';
 import { BITMAP_MODES, NbdSource, type BitmapMode, type NbdSourceOptions } from '../../ingest/nbd-source.js';
 import { isNbdUri } from '../../formats/nbd-uri.js';
@@ -173,6 +174,12 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const nbd = isNbdUri(sourceSpec) ? nbdSourceOptions(argv, name) : undefined;
         const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
         disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
+        if (source instanceof FileSource && source.imageFormat) {
+          log.warn(
+            { disk: name, format: source.imageFormat },
+            `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given; for the disk inside it, convert it first (qemu-img convert -O raw) or export it over NBD (qemu-nbd)`,
+          );
+        }
         if (source instanceof NbdSource && nbd?.discardAfterRead && !source.discardActive) {
           log.warn(
             { disk: name },
