@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
 import { assertValidName } from '../url/cairn-url.js';
@@ -182,12 +182,5 @@ export class Repository {
   async filesystemSpace(): Promise<{ totalBytes: number; freeBytes: number }> {
     const info = await statfs(this.root);
     return { totalBytes: info.blocks * info.bsize, freeBytes: info.bavail * info.bsize };
-  }
-
-  async pathExists(path: string): Promise<boolean> {
-    return stat(path).then(
-      () => true,
-      () => false,
-    );
   }
 }

@@ -58,10 +58,6 @@ export function readU64be(buf: Buffer, offset: number, what?: string): number {
   return u64ToNumber(buf.readBigUInt64BE(offset), what);
 }
 
-export function readU64le(buf: Buffer, offset: number, what?: string): number {
-  return u64ToNumber(buf.readBigUInt64LE(offset), what);
-}
-
 export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0 && n <= 2 ** 30;
 }

@@ -26,8 +26,6 @@ function loadAddon(): NativeAddon | undefined {
 
 const addon = loadAddon();
 
-export const hasNativeAddon = addon !== undefined;
-
 /** A range of a file that holds data; everything between data ranges is a hole. */
 export interface DataRange {
   offset: number;
