@@ -38,7 +38,7 @@ const CONCURRENCY = 4;
 export async function verifyRepository(
   repo: Repository,
   filter: PointFilter = {},
-  onProgress?: (chunksDone: number, chunksTotal: number) => void,
+  onProgress?: (bytesChecked: number) => void,
 ): Promise<VerifyResult> {
   const result: VerifyResult = { ok: true, disks: [], damagedPoints: [], chunksChecked: 0, bytesChecked: 0 };
   const chunkVerdicts = new Map<string, Promise<string | undefined>>();
@@ -59,7 +59,7 @@ export async function verifyRepository(
         } finally {
           inFlight--;
           result.chunksChecked++;
-          onProgress?.(result.chunksChecked, chunkVerdicts.size);
+          onProgress?.(result.bytesChecked);
           waiters.shift()?.();
         }
       })();
