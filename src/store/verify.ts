@@ -29,7 +29,8 @@ export interface VerifyResult {
   bytesChecked: number;
 }
 
-const CONCURRENCY = 4;
+/** Chunks read and checked at once: small chunks need many in flight to keep both cores busy (measured). */
+const CONCURRENCY = 16;
 
 /**
  * Re-reads and re-hashes every chunk of every point the filter covers, each distinct chunk once, and
