@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach } from 'vitest';
+import { Repository } from '../../src/store/repository.js';
 
 export const CAIRN_BIN = fileURLToPath(new URL('../../bin/cairn', import.meta.url));
 
@@ -62,4 +64,21 @@ export async function waitFor<T>(check: () => Promise<T | undefined> | T | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * A fresh repository in a temp directory for each test of the calling describe block (vitest hooks
+ * registered here); read `.repo` and `.dir` inside the tests.
+ */
+export function useTempRepository(chunkSize: number): { repo: Repository; dir: string } {
+  const state = {} as { repo: Repository; dir: string };
+  let cleanup: () => Promise<void> = async () => undefined;
+  beforeEach(async () => {
+    const temp = await makeTempDir();
+    cleanup = temp.cleanup;
+    state.dir = temp.path;
+    state.repo = await Repository.init(join(temp.path, 'repo'), chunkSize);
+  });
+  afterEach(() => cleanup());
+  return state;
 }

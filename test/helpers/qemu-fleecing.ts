@@ -151,19 +151,26 @@ export class QemuFleecingVm {
     return exp;
   }
 
+  /** Removes an NBD export and waits until QEMU says it is gone (clients may still be attached). */
+  private async deleteExport(id: string): Promise<void> {
+    await this.qmp.execute('block-export-del', { id, mode: 'hard' });
+    await this.qmp.waitEvent('BLOCK_EXPORT_DELETED', (e) => e.data?.['id'] === id);
+  }
+
+  private async removeBitmap(name: string): Promise<void> {
+    await this.qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name });
+  }
+
   /** Tears the export and the fleecing job down; `dropBitmap` removes the exported (old) bitmap. */
   async stopFleecing(dropBitmap = true): Promise<void> {
     const cur = this.current;
     if (!cur) return;
     this.current = undefined;
-    await this.qmp.execute('block-export-del', { id: cur.exp.exportName, mode: 'hard' });
-    await this.qmp.waitEvent('BLOCK_EXPORT_DELETED', (e) => e.data?.['id'] === cur.exp.exportName);
+    await this.deleteExport(cur.exp.exportName);
     await this.qmp.execute('block-job-cancel', { device: cur.job, force: true });
     await this.qmp.waitEvent('BLOCK_JOB_CANCELLED', (e) => e.data?.['device'] === cur.job);
     await this.qmp.execute('blockdev-del', { 'node-name': cur.node });
-    if (dropBitmap && cur.exp.bitmap) {
-      await this.qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name: cur.exp.bitmap });
-    }
+    if (dropBitmap && cur.exp.bitmap) await this.removeBitmap(cur.exp.bitmap);
   }
 
   /**
@@ -236,15 +243,12 @@ export class QemuFleecingVm {
     const cur = this.access;
     if (!cur) return;
     this.access = undefined;
-    await this.qmp.execute('block-export-del', { id: cur.exp.exportName, mode: 'hard' });
-    await this.qmp.waitEvent('BLOCK_EXPORT_DELETED', (e) => e.data?.['id'] === cur.exp.exportName);
+    await this.deleteExport(cur.exp.exportName);
     await this.qmp.execute('blockdev-del', { 'node-name': `acc${cur.n}` });
     await this.qmp.execute('qom-set', { path: DEVICE_QOM, property: 'drive', value: DISK_NODE });
     await this.qmp.execute('blockdev-del', { 'node-name': `cbw${cur.n}` });
     await this.qmp.execute('blockdev-del', { 'node-name': `fl${cur.n}` });
-    if (dropBitmap && cur.exp.bitmap) {
-      await this.qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name: cur.exp.bitmap });
-    }
+    if (dropBitmap && cur.exp.bitmap) await this.removeBitmap(cur.exp.bitmap);
   }
 
   async stop(): Promise<void> {

@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Extent } from '../../../src/core/extent.js';
 import type { DiskSource } from '../../../src/ingest/disk-source.js';
 import { FileSource } from '../../../src/ingest/file-source.js';
 import { writeDisk } from '../../../src/ingest/point-writer.js';
 import { bitmapOf } from '../../../src/formats/cbt-bitmap.js';
-import { Repository } from '../../../src/store/repository.js';
 import { DiskReader } from '../../../src/restore/disk-reader.js';
 import { ByteCache } from '../../../src/util/cache.js';
-import { makeTempDir } from '../../helpers/cairn-cli.js';
+import { useTempRepository } from '../../helpers/cairn-cli.js';
 
 const CHUNK = 64 * 1024;
 
@@ -28,16 +27,10 @@ function extentSource(size: number, extents: Extent[]): DiskSource {
 }
 
 describe('point writer', () => {
-  let dir: { path: string; cleanup: () => Promise<void> };
-  let repo: Repository;
-  beforeEach(async () => {
-    dir = await makeTempDir();
-    repo = await Repository.init(join(dir.path, 'repo'), CHUNK);
-  });
-  afterEach(() => dir.cleanup());
+  const temp = useTempRepository(CHUNK);
 
   const readAll = async (index: Awaited<ReturnType<typeof writeDisk>>['index']) =>
-    new DiskReader(index, repo.chunks, new ByteCache(1 << 20), 'test').read(0, index.diskSize);
+    new DiskReader(index, temp.repo.chunks, new ByteCache(1 << 20), 'test').read(0, index.diskSize);
 
   it('stores data, turns zero chunks into holes and dedups equal chunks', async () => {
     const block = randomBytes(CHUNK);
@@ -45,7 +38,7 @@ describe('point writer', () => {
     const image = Buffer.concat([block, Buffer.alloc(CHUNK), block, Buffer.alloc(CHUNK)]);
     const { index, stats } = await writeDisk({
       source: extentSource(size, [{ offset: 0, length: size, kind: 'data', data: image }]),
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       plan: { chunkSize: CHUNK, hasBase: false },
     });
@@ -61,7 +54,7 @@ describe('point writer', () => {
     const baseImage = randomBytes(size);
     const base = await writeDisk({
       source: extentSource(size, [{ offset: 0, length: size, kind: 'data', data: baseImage }]),
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       plan: { chunkSize: CHUNK, hasBase: false },
     });
@@ -75,7 +68,7 @@ describe('point writer', () => {
     ];
     const { index, stats } = await writeDisk({
       source: extentSource(size, extents),
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       base: { size, digests: base.index.digests },
       plan: { chunkSize: CHUNK, hasBase: true, baseSize: size },
@@ -92,7 +85,7 @@ describe('point writer', () => {
     const baseImage = randomBytes(baseSize);
     const base = await writeDisk({
       source: extentSource(baseSize, [{ offset: 0, length: baseSize, kind: 'data', data: baseImage }]),
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       plan: { chunkSize: CHUNK, hasBase: false },
     });
@@ -104,7 +97,7 @@ describe('point writer', () => {
     };
     const { index, stats } = await writeDisk({
       source,
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       base: { size: baseSize, digests: base.index.digests },
       plan: { chunkSize: CHUNK, hasBase: true, baseSize },
@@ -117,7 +110,7 @@ describe('point writer', () => {
 
     const holes = await writeDisk({
       source: extentSource(1000 * CHUNK, [{ offset: 0, length: 1000 * CHUNK, kind: 'zero' }]),
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       plan: { chunkSize: CHUNK, hasBase: false },
     });
@@ -128,10 +121,10 @@ describe('point writer', () => {
   it('reads only the blocks a changed-block bitmap marks, from a real file', async () => {
     const size = 8 * CHUNK;
     const image = randomBytes(size);
-    const path = join(dir.path, 'disk.raw');
+    const path = join(temp.dir, 'disk.raw');
     await writeFile(path, image);
     const first = await FileSource.open(path);
-    const base = await writeDisk({ source: first, store: repo.chunks, chunkSize: CHUNK, plan: { chunkSize: CHUNK, hasBase: false } });
+    const base = await writeDisk({ source: first, store: temp.repo.chunks, chunkSize: CHUNK, plan: { chunkSize: CHUNK, hasBase: false } });
     await first.close();
     // Change block 5 (of 16 KiB blocks, i.e. inside chunk 1) and mark it.
     const blockSize = 16 * 1024;
@@ -142,7 +135,7 @@ describe('point writer', () => {
     const second = await FileSource.open(path);
     const { index, stats } = await writeDisk({
       source: second,
-      store: repo.chunks,
+      store: temp.repo.chunks,
       chunkSize: CHUNK,
       base: { size, digests: base.index.digests },
       plan: { chunkSize: CHUNK, hasBase: true, baseSize: size, changedBlocks: bitmapOf(bits, blockSize) },
@@ -154,12 +147,12 @@ describe('point writer', () => {
   });
 
   it('fails with a message naming a source that is truncated under it', async () => {
-    const path = join(dir.path, 'shrinking.raw');
+    const path = join(temp.dir, 'shrinking.raw');
     await writeFile(path, randomBytes(6 * CHUNK));
     const source = await FileSource.open(path);
     await truncate(path, 2 * CHUNK + 5);
     await expect(
-      writeDisk({ source, store: repo.chunks, chunkSize: CHUNK, plan: { chunkSize: CHUNK, hasBase: false } }),
+      writeDisk({ source, store: temp.repo.chunks, chunkSize: CHUNK, plan: { chunkSize: CHUNK, hasBase: false } }),
     ).rejects.toMatchObject({
       code: 'ERR_SOURCE',
       message: expect.stringContaining(`file ${path} is truncated`),
