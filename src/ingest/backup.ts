@@ -71,7 +71,7 @@ async function baseDiskFor(request: BackupRequest, base: PointManifest | undefin
   if (index.chunkSize !== request.repo.chunkSize) {
     throw new CairnError('ERR_FORMAT_INVALID', `base disk '${disk.name}' uses another chunk size`, { disk: disk.name });
   }
-  return { size: index.diskSize, digests: index.digests };
+  return { size: index.diskSize, digests: index.digests, patches: index.patches };
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { ChunkStore } from '../core/chunk-store.js';
 import { isAllZero } from '../util/bytes.js';
 import { sha256HexAsync } from '../store/chunk-format.js';
-import { DigestList, type DiskIndex } from '../store/disk-index.js';
+import { DigestList, DISK_INDEX, type DiskIndex, type SlotPatch, type SlotPatches } from '../store/disk-index.js';
+import { assembleSlot } from '../store/slot-content.js';
 import { assembleChunks, type AssembledChunk, type ChunkRun } from './chunk-assembler.js';
 import type { DiskSource, ExtentPlan } from './disk-source.js';
 
@@ -9,7 +10,26 @@ import type { DiskSource, ExtentPlan } from './disk-source.js';
 export interface BaseDisk {
   size: number;
   digests: DigestList;
+  patches?: SlotPatches;
 }
+
+/** What one slot of the new index holds. */
+interface StoredSlot {
+  digest: string | undefined;
+  patches?: readonly SlotPatch[];
+}
+
+/**
+ * A slot whose changed bytes are at most this fraction of it keeps its base chunk and records the
+ * changed bytes as patches (one small patch chunk), so a changed-block incremental costs in
+ * proportion to the blocks it changed, not to the chunks around them.
+ */
+const PATCH_MAX_FRACTION = 1 / 4;
+/**
+ * Patches a disk index may gain in one backup (each is 48 bytes in the index and about 150 bytes in
+ * memory while writing and reading); beyond it, partly changed slots are rewritten whole.
+ */
+const MAX_NEW_PATCHES = 256 * 1024;
 
 export interface DiskWriteStats {
   bytesRead: number;
@@ -45,6 +65,8 @@ function defaultConcurrency(chunkSize: number): number {
 export async function writeDisk(options: DiskWriteOptions): Promise<{ index: DiskIndex; stats: DiskWriteStats }> {
   const { source, store, chunkSize, base } = options;
   const digests = new DigestList(source.size !== undefined ? Math.ceil(source.size / chunkSize) : 16);
+  const patches = new Map<number, readonly SlotPatch[]>();
+  let patchCount = 0;
   const stats: DiskWriteStats = { bytesRead: 0, bytesStored: 0, chunksWritten: 0, chunksReused: 0, dataChunks: 0 };
   const limit = options.concurrency ?? defaultConcurrency(chunkSize);
   const inFlight = new Set<Promise<void>>();
@@ -55,9 +77,13 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   let failure: unknown;
   let diskSize = 0;
 
-  async function baseChunk(index: number): Promise<Buffer | undefined> {
-    const digest = base?.digests.get(index);
-    return digest === undefined ? undefined : store.readChunk(digest);
+  const basePatches = (index: number): readonly SlotPatch[] => base?.patches?.get(index) ?? [];
+
+  /** The base point's content of slot `index` (its chunk with its patches), undefined for zeros. */
+  async function baseSlot(index: number): Promise<Buffer | undefined> {
+    if (!base) return undefined;
+    const length = Math.max(0, Math.min(chunkSize, base.size - index * chunkSize));
+    return assembleSlot(base.digests.get(index), basePatches(index), length, (digest) => store.readChunk(digest));
   }
 
   async function materialize(chunk: AssembledChunk): Promise<Buffer> {
@@ -68,7 +94,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     for (const part of chunk.parts) {
       if (part.kind === 'data') part.data!.copy(plain, part.start);
       else if (part.kind === 'unchanged') {
-        if (baseData === null) baseData = await baseChunk(chunk.index);
+        if (baseData === null) baseData = await baseSlot(chunk.index);
         // Beyond the base data (a hole, or a disk that grew) the base reads as zeros.
         if (baseData) baseData.copy(plain, part.start, part.start, Math.min(baseData.length, part.start + part.length));
       }
@@ -76,15 +102,8 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     return plain;
   }
 
-  async function storeChunk(chunk: AssembledChunk): Promise<string | undefined> {
-    const parts = chunk.parts;
-    const baseDigest = base?.digests.get(chunk.index);
-    const baseLength = base ? Math.max(0, Math.min(chunkSize, base.size - chunk.offset)) : 0;
-    // Chunks of the base point need no touch: GC keeps every chunk of a running backup's base point.
-    if (parts.every((p) => p.kind === 'unchanged') && chunk.length === baseLength) return baseDigest;
-    if (parts.every((p) => p.kind === 'zero')) return undefined;
-    const plain = await materialize(chunk);
-    if (isAllZero(plain)) return undefined;
+  /** Stores `plain` unless the store has it already; returns its digest. */
+  async function storeContent(plain: Buffer, baseDigest: string | undefined): Promise<string> {
     const digest = await sha256HexAsync(plain);
     const pending = pendingWrites.get(digest);
     if (digest === baseDigest) {
@@ -109,6 +128,67 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     return digest;
   }
 
+  /**
+   * Records a partly changed slot as its base chunk plus patches, or returns undefined when too much
+   * of it changed (or it has too many patches already) and it is better rewritten whole.
+   */
+  async function patchSlot(chunk: AssembledChunk, baseDigest: string | undefined): Promise<StoredSlot | undefined> {
+    const changed = chunk.parts.filter((part) => part.kind !== 'unchanged');
+    if (changed.reduce((sum, part) => sum + part.length, 0) > chunk.length * PATCH_MAX_FRACTION) return undefined;
+    if (patchCount >= MAX_NEW_PATCHES) return undefined;
+    const added: (SlotPatch & { zeros: boolean })[] = [];
+    const pieces: Buffer[] = [];
+    let patchLength = 0;
+    for (const part of changed) {
+      const zeros = part.kind === 'zero' || isAllZero(part.data!);
+      const last = added[added.length - 1];
+      if (last && last.zeros === zeros && last.start + last.length === part.start) last.length += part.length;
+      else added.push({ start: part.start, length: part.length, digest: undefined, chunkOffset: zeros ? 0 : patchLength, zeros });
+      if (!zeros) {
+        pieces.push(part.data!);
+        patchLength += part.length;
+      }
+    }
+    // Older patches that a new one covers completely no longer matter.
+    const kept = basePatches(chunk.index).filter(
+      (old) => !added.some((patch) => patch.start <= old.start && old.start + old.length <= patch.start + patch.length),
+    );
+    if (kept.length + added.length > DISK_INDEX.MAX_PATCHES_PER_SLOT) return undefined;
+    const digest = pieces.length > 0 ? await storeContent(Buffer.concat(pieces, patchLength), undefined) : undefined;
+    patchCount += added.length;
+    const fresh = added.map(({ start, length, chunkOffset, zeros }) => ({
+      start,
+      length,
+      chunkOffset,
+      digest: zeros ? undefined : digest,
+    }));
+    return { digest: baseDigest, patches: [...kept, ...fresh] };
+  }
+
+  async function storeChunk(chunk: AssembledChunk): Promise<StoredSlot> {
+    const parts = chunk.parts;
+    const baseDigest = base?.digests.get(chunk.index);
+    const baseLength = base ? Math.max(0, Math.min(chunkSize, base.size - chunk.offset)) : 0;
+    // Chunks of the base point need no touch: GC keeps every chunk of a running backup's base point.
+    if (parts.every((p) => p.kind === 'unchanged') && chunk.length === baseLength) {
+      return { digest: baseDigest, patches: basePatches(chunk.index) };
+    }
+    if (parts.every((p) => p.kind === 'zero')) return { digest: undefined };
+    if (base && chunk.length === baseLength && parts.some((p) => p.kind === 'unchanged')) {
+      const patched = await patchSlot(chunk, baseDigest);
+      if (patched) return patched;
+    }
+    const plain = await materialize(chunk);
+    if (isAllZero(plain)) return { digest: undefined };
+    return { digest: await storeContent(plain, baseDigest) };
+  }
+
+  function record(index: number, slot: StoredSlot): void {
+    digests.set(index, slot.digest);
+    if (slot.patches && slot.patches.length > 0) patches.set(index, slot.patches);
+    if (slot.digest !== undefined || slot.patches?.some((patch) => patch.digest !== undefined)) stats.dataChunks++;
+  }
+
   /** Acknowledges finished ranges strictly in offset order; calls are chained so they never interleave. */
   let acknowledging: Promise<void> = Promise.resolve();
   function acknowledgeInOrder(): Promise<void> {
@@ -125,9 +205,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
 
   function start(chunk: AssembledChunk): void {
     const job = (async () => {
-      const digest = await storeChunk(chunk);
-      digests.set(chunk.index, digest);
-      if (digest !== undefined) stats.dataChunks++;
+      record(chunk.index, await storeChunk(chunk));
       finished.set(chunk.index, { offset: chunk.offset, length: chunk.length });
       bytesDone += chunk.length;
       options.onProgress?.(bytesDone);
@@ -157,9 +235,8 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
         while (inFlight.size >= limit) await Promise.race(inFlight);
         continue;
       }
-      const digest = run.kind === 'unchanged' ? base?.digests.get(index) : undefined;
-      digests.set(index, digest);
-      if (digest !== undefined) stats.dataChunks++;
+      if (run.kind === 'unchanged') record(index, { digest: base?.digests.get(index), patches: basePatches(index) });
+      else record(index, { digest: undefined });
       finished.set(index, { offset: chunk.offset, length: chunk.length });
       bytesDone += chunk.length;
       diskSize = chunk.offset + chunk.length;
@@ -189,5 +266,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   const size = source.size ?? diskSize;
   digests.resize(Math.ceil(size / chunkSize));
   stats.bytesRead = source.bytesRead;
-  return { index: { chunkSize, diskSize: size, digests }, stats };
+  const slots = Math.ceil(size / chunkSize);
+  for (const slot of patches.keys()) if (slot >= slots) patches.delete(slot);
+  return { index: { chunkSize, diskSize: size, digests, patches }, stats };
 }

@@ -3,7 +3,8 @@ import type { ChunkReader } from '../core/chunk-store.js';
 import { CairnError } from '../core/errors.js';
 import type { AllocationExtent } from '../core/extent.js';
 import type { ByteCache } from '../util/cache.js';
-import type { DiskIndex } from '../store/disk-index.js';
+import { isHoleSlot, patchesOf, type DiskIndex } from '../store/disk-index.js';
+import { assembleSlot, patchedSlotKey } from '../store/slot-content.js';
 
 /** How many chunks to fetch ahead once reads are sequential. */
 const READ_AHEAD_CHUNKS = 4;
@@ -32,12 +33,26 @@ export class DiskReader implements BlockReader {
     return Math.min(this.blockSize, this.size - chunkIndex * this.blockSize);
   }
 
-  /** Plaintext of one chunk, or undefined for a hole. */
-  private async chunk(chunkIndex: number): Promise<Buffer | undefined> {
+  private loadChunk = (digest: string): Promise<Buffer> => this.cache.get(digest, () => this.chunks.readChunk(digest));
+
+  /** The cache key of a slot's content; undefined for a hole. */
+  private slotKey(chunkIndex: number): string | undefined {
     const digest = this.index.digests.get(chunkIndex);
-    if (digest === undefined) return undefined;
+    const patches = patchesOf(this.index, chunkIndex);
+    if (patches.length === 0) return digest;
+    return isHoleSlot(this.index, chunkIndex) ? undefined : patchedSlotKey(digest, patches);
+  }
+
+  /** Plaintext of one slot (chunk), or undefined for a hole. */
+  private async chunk(chunkIndex: number): Promise<Buffer | undefined> {
+    const key = this.slotKey(chunkIndex);
+    if (key === undefined) return undefined;
     try {
-      return await this.cache.get(digest, () => this.chunks.readChunk(digest));
+      const patches = patchesOf(this.index, chunkIndex);
+      if (patches.length === 0) return await this.loadChunk(key);
+      // A patched slot is assembled once and cached as a whole, so small reads do not rebuild it.
+      const digest = this.index.digests.get(chunkIndex);
+      return await this.cache.get(key, async () => (await assembleSlot(digest, patches, this.chunkLength(chunkIndex), this.loadChunk))!);
     } catch (err) {
       if (err instanceof CairnError) {
         err.context.disk ??= this.label;
@@ -50,8 +65,8 @@ export class DiskReader implements BlockReader {
   private readAhead(fromChunk: number): void {
     const last = Math.min(this.index.digests.length, fromChunk + READ_AHEAD_CHUNKS);
     for (let i = fromChunk; i < last; i++) {
-      const digest = this.index.digests.get(i);
-      if (digest !== undefined && !this.cache.has(digest)) {
+      const key = this.slotKey(i);
+      if (key !== undefined && !this.cache.has(key)) {
         // Errors surface when the chunk is really read; a prefetch failure must not be reported twice.
         this.chunk(i).catch(() => undefined);
       }
@@ -99,7 +114,7 @@ export class DiskReader implements BlockReader {
     while (position < end) {
       const chunkIndex = Math.floor(position / this.blockSize);
       const next = Math.min(end, (chunkIndex + 1) * this.blockSize);
-      const zero = this.index.digests.isHole(chunkIndex);
+      const zero = isHoleSlot(this.index, chunkIndex);
       const previous = extents[extents.length - 1];
       if (previous && previous.zero === zero) previous.length = next - previous.offset;
       else extents.push({ offset: position, length: next - position, zero });

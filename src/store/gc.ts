@@ -2,6 +2,7 @@ import { rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log/index.js';
 import { walkDisks } from './point-walk.js';
+import { chunkUses } from './disk-index.js';
 import type { Repository } from './repository.js';
 import { isProcessGone } from './lock.js';
 import { CairnError } from '../core/errors.js';
@@ -45,7 +46,7 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     const referenced = new Set<string>();
     // A damaged or unreadable index throws here, before anything is deleted: GC never guesses.
     for await (const { index } of walkDisks(repo)) {
-      for (const digest of index.digests.digests()) referenced.add(digest);
+      for (const { digest } of chunkUses(index)) referenced.add(digest);
     }
     await options.afterMark?.();
     const writersNow = await repo.runningWriters();
@@ -102,7 +103,7 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
 async function markBasePoint(repo: Repository, base: { vm: string; point: string }, referenced: Set<string>): Promise<void> {
   try {
     for await (const { index } of walkDisks(repo, { vm: base.vm, point: base.point })) {
-      for (const digest of index.digests.digests()) referenced.add(digest);
+      for (const { digest } of chunkUses(index)) referenced.add(digest);
     }
   } catch (err) {
     if (err instanceof CairnError && err.code === 'ERR_NOT_FOUND') {

@@ -5,6 +5,7 @@ export * from './repository-config.js';
 export * from './fs-chunk-store.js';
 export * from './chunk-format.js';
 export * from './disk-index.js';
+export * from './slot-content.js';
 export * from './manifest.js';
 export * from './lock.js';
 export * from './prune.js';

@@ -1,5 +1,6 @@
 import type { Repository } from './repository.js';
 import { walkDisks } from './point-walk.js';
+import { isHoleSlot } from './disk-index.js';
 
 /** The figures a datastore monitor reports. */
 export interface RepositoryUsage {
@@ -37,11 +38,17 @@ export async function repositoryUsage(repo: Repository): Promise<RepositoryUsage
     disks++;
     logicalBytes += index.diskSize;
     for (let i = 0; i < index.digests.length; i++) {
-      const digest = index.digests.get(i);
-      if (digest === undefined) continue;
+      if (isHoleSlot(index, i)) continue;
       const length = Math.min(index.chunkSize, index.diskSize - i * index.chunkSize);
       dataBytes += length;
-      unique.set(digest, length);
+      const digest = index.digests.get(i);
+      if (digest !== undefined) unique.set(digest, length);
+    }
+    // A patch chunk holds the changed bytes of one slot; its length is where its last patch ends.
+    for (const patches of index.patches?.values() ?? []) {
+      for (const patch of patches) {
+        if (patch.digest !== undefined) unique.set(patch.digest, Math.max(unique.get(patch.digest) ?? 0, patch.chunkOffset + patch.length));
+      }
     }
   }
   let uniqueBytes = 0;

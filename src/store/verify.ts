@@ -1,6 +1,7 @@
 import { CairnError } from '../core/errors.js';
 import type { Repository } from './repository.js';
 import type { PointFilter } from './point-walk.js';
+import { chunkUses } from './disk-index.js';
 
 export interface DamagedChunk {
   digest: string;
@@ -104,11 +105,9 @@ export async function verifyRepository(
         continue;
       }
       const uses = new Map<string, number[]>();
-      for (let i = 0; i < index.digests.length; i++) {
-        const digest = index.digests.get(i);
-        if (digest === undefined) continue;
+      for (const { digest, offset } of chunkUses(index)) {
         const offsets = uses.get(digest) ?? [];
-        offsets.push(i * index.chunkSize);
+        offsets.push(offset);
         uses.set(digest, offsets);
       }
       verified.chunks = uses.size;
@@ -117,7 +116,7 @@ export async function verifyRepository(
         if (error === undefined) continue;
         verified.ok = false;
         result.ok = false;
-        verified.damaged.push({ digest, offsets: uses.get(digest)!, error });
+        verified.damaged.push({ digest, offsets: uses.get(digest)!.sort((a, b) => a - b), error });
       }
     }
   }

@@ -61,15 +61,18 @@ describe('two points of a 4 GiB disk with 1 % of its blocks changed', () => {
     ]);
     expect(second.disks[0]!.bytesRead).toBe(changed.length * BLOCK);
 
-    // Each changed block lies in its own 1 MiB chunk; every other chunk is shared.
+    // Each changed block lies in its own 1 MiB chunk, which keeps its base chunk and gains one
+    // 64 KiB patch chunk with the new block: every chunk of the first point is shared.
     const changedChunks = new Set(changed.map((block) => Math.floor((block * BLOCK) / MiB))).size;
+    expect(changedChunks).toBe(changed.length);
     const monitor = await runJson<Monitor>(['monitor', '--repo', repo]);
     expect(monitor.points).toBe(2);
     expect(monitor.logicalBytes).toBe(8 * GiB);
     expect(monitor.chunks).toBe(128 + changedChunks);
     const secondDataChunks = 128 + changed.filter((block) => (block * BLOCK) % (32 * MiB) >= MiB).length;
     expect(monitor.dataBytes).toBe((128 + secondDataChunks) * MiB);
-    expect(monitor.dedupRatio).toBeCloseTo((128 + secondDataChunks) / (128 + changedChunks), 5);
+    expect(monitor.uniqueBytes).toBe(128 * MiB + changed.length * BLOCK);
+    expect(monitor.dedupRatio).toBeCloseTo(((128 + secondDataChunks) * MiB) / monitor.uniqueBytes, 5);
     const text = (await runCairn(['monitor', '--repo', repo])).stdout.toString();
     expect(text).toMatch(/dedup:\s+\d+\.\d\dx/);
     expect((await runCairn(['verify', '--repo', repo])).code).toBe(0);

@@ -2,6 +2,7 @@ import { stat as fsStat } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { parseCairnUrl, requireDiskUrl } from '../../url/cairn-url.js';
 import { formatBytes } from '../../util/bytes.js';
+import { isHoleSlot, referencedDigests } from '../../store/disk-index.js';
 import { openCatalogFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface StatArgs extends RepoArgs, JsonArgs {
@@ -16,13 +17,13 @@ export const statCommand: CommandModule<object, StatArgs> = {
     const catalog = await openCatalogFromArgs(argv);
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
     const { manifest, index } = await catalog.diskIndex(url.vm, url.point, url.disk);
-    const distinct = new Set(index.digests.digests());
+    const distinct = referencedDigests(index);
     let storedBytes = 0;
     for (const digest of distinct) {
       storedBytes += (await fsStat(catalog.repo.chunks.chunkPath(digest)).catch(() => ({ size: 0 }))).size;
     }
     let dataChunks = 0;
-    for (let i = 0; i < index.digests.length; i++) if (!index.digests.isHole(i)) dataChunks++;
+    for (let i = 0; i < index.digests.length; i++) if (!isHoleSlot(index, i)) dataChunks++;
     const info = {
       url: `cairn://${url.vm}/${manifest.id}/${url.disk}`,
       vm: url.vm,
@@ -33,6 +34,7 @@ export const statCommand: CommandModule<object, StatArgs> = {
       chunks: index.digests.length,
       dataChunks,
       holeChunks: index.digests.length - dataChunks,
+      patchedChunks: index.patches?.size ?? 0,
       distinctChunks: distinct.size,
       storedBytes,
       created: new Date(manifest.createdMs).toISOString(),
@@ -42,7 +44,7 @@ export const statCommand: CommandModule<object, StatArgs> = {
     printResult(argv, info, () => [
       `${info.url}`,
       `  size:     ${formatBytes(info.size)} (${info.size} bytes)`,
-      `  chunks:   ${info.chunks} of ${formatBytes(info.chunkSize)}: ${info.dataChunks} data, ${info.holeChunks} holes, ${info.distinctChunks} distinct`,
+      `  chunks:   ${info.chunks} of ${formatBytes(info.chunkSize)}: ${info.dataChunks} data (${info.patchedChunks} patched), ${info.holeChunks} holes, ${info.distinctChunks} distinct`,
       `  stored:   ${formatBytes(info.storedBytes)} (shared chunks counted in full)`,
       `  created:  ${info.created}`,
       `  parent:   ${info.parent ?? '-'}`,

@@ -49,35 +49,110 @@ describe('point writer', () => {
     expect((await readAll(index)).equals(image)).toBe(true);
   });
 
-  it('takes unchanged ranges from the base and overlays partly changed chunks', async () => {
-    const size = 3 * CHUNK + 1000; // a short last chunk
-    const baseImage = randomBytes(size);
-    const base = await writeDisk({
-      source: extentSource(size, [{ offset: 0, length: size, kind: 'data', data: baseImage }]),
+  /** Writes `image` as a full backup. */
+  const writeFull = (image: Buffer) =>
+    writeDisk({
+      source: extentSource(image.length, [{ offset: 0, length: image.length, kind: 'data', data: image }]),
       store: temp.repo.chunks,
       chunkSize: CHUNK,
       plan: { chunkSize: CHUNK, hasBase: false },
     });
-    const patch = randomBytes(100);
-    const expected = Buffer.from(baseImage);
-    patch.copy(expected, CHUNK + 10);
-    const extents: Extent[] = [
-      { offset: 0, length: CHUNK + 10, kind: 'unchanged' },
-      { offset: CHUNK + 10, length: 100, kind: 'data', data: patch },
-      { offset: CHUNK + 110, length: size - CHUNK - 110, kind: 'unchanged' },
-    ];
-    const { index, stats } = await writeDisk({
-      source: extentSource(size, extents),
+
+  /** Writes an incremental on top of `base` where only `changes` are data and the rest is unchanged. */
+  const writeChanges = (base: Awaited<ReturnType<typeof writeDisk>>['index'], changes: { offset: number; data: Buffer | 'zero' }[]) => {
+    const extents: Extent[] = [];
+    let position = 0;
+    for (const change of [...changes].sort((a, b) => a.offset - b.offset)) {
+      const length = change.data === 'zero' ? CHUNK / 16 : change.data.length;
+      if (change.offset > position) extents.push({ offset: position, length: change.offset - position, kind: 'unchanged' });
+      extents.push(
+        change.data === 'zero'
+          ? { offset: change.offset, length, kind: 'zero' }
+          : { offset: change.offset, length, kind: 'data', data: change.data },
+      );
+      position = change.offset + length;
+    }
+    if (position < base.diskSize) extents.push({ offset: position, length: base.diskSize - position, kind: 'unchanged' });
+    return writeDisk({
+      source: extentSource(base.diskSize, extents),
       store: temp.repo.chunks,
       chunkSize: CHUNK,
-      base: { size, digests: base.index.digests },
-      plan: { chunkSize: CHUNK, hasBase: true, baseSize: size },
+      base: { size: base.diskSize, digests: base.digests, patches: base.patches },
+      plan: { chunkSize: CHUNK, hasBase: true, baseSize: base.diskSize },
     });
+  };
+
+  it('records a few changed bytes of a chunk as a patch over the base chunk', async () => {
+    const size = 3 * CHUNK + 1000; // a short last chunk
+    const baseImage = randomBytes(size);
+    const base = await writeFull(baseImage);
+    const change = randomBytes(100);
+    const expected = Buffer.from(baseImage);
+    change.copy(expected, CHUNK + 10);
+    const { index, stats } = await writeChanges(base.index, [{ offset: CHUNK + 10, data: change }]);
+    // One small patch chunk holds the 100 changed bytes; the slot keeps its base chunk.
     expect(stats.chunksWritten).toBe(1);
-    expect(index.digests.get(0)).toBe(base.index.digests.get(0));
-    expect(index.digests.get(1)).not.toBe(base.index.digests.get(1));
-    expect(index.digests.get(3)).toBe(base.index.digests.get(3));
+    expect(stats.bytesStored).toBeLessThan(1000);
+    expect([0, 1, 2, 3].map((i) => index.digests.get(i))).toEqual([0, 1, 2, 3].map((i) => base.index.digests.get(i)));
+    expect(index.patches?.get(1)).toEqual([{ start: 10, length: 100, chunkOffset: 0, digest: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
     expect((await readAll(index)).equals(expected)).toBe(true);
+  });
+
+  it('rewrites a chunk whole when more than a quarter of it changed', async () => {
+    const baseImage = randomBytes(2 * CHUNK);
+    const base = await writeFull(baseImage);
+    const change = randomBytes(CHUNK / 2);
+    const expected = Buffer.from(baseImage);
+    change.copy(expected, CHUNK + 100);
+    const { index } = await writeChanges(base.index, [{ offset: CHUNK + 100, data: change }]);
+    expect(index.patches?.size ?? 0).toBe(0);
+    expect(index.digests.get(1)).not.toBe(base.index.digests.get(1));
+    expect((await readAll(index)).equals(expected)).toBe(true);
+  });
+
+  it('carries patches forward through a chain of incrementals and rewrites a slot once it has too many', async () => {
+    const image = randomBytes(2 * CHUNK);
+    let current = (await writeFull(image)).index;
+    const slotOneChunks = new Set([current.digests.get(1)]);
+    const block = CHUNK / 64; // 1 KiB blocks: up to 16 patches per slot before a rewrite
+    for (let round = 0; round < 20; round++) {
+      const data = randomBytes(block);
+      const offset = CHUNK + ((round * 3) % 64) * block;
+      data.copy(image, offset);
+      const zeroAt = (round * 5) % 16;
+      image.fill(0, zeroAt * (CHUNK / 16), zeroAt * (CHUNK / 16) + CHUNK / 16);
+      current = (
+        await writeChanges(current, [
+          { offset, data },
+          { offset: zeroAt * (CHUNK / 16), data: 'zero' },
+        ])
+      ).index;
+      expect((await readAll(current)).equals(image)).toBe(true);
+      for (const patches of current.patches?.values() ?? []) expect(patches.length).toBeLessThanOrEqual(16);
+      slotOneChunks.add(current.digests.get(1));
+    }
+    // Slot 1 gained a patch per round; past 16 it was rewritten as a new whole chunk.
+    expect(slotOneChunks.size).toBe(2);
+    // Slot 0 only ever got zero patches: no patch chunk, and it still reads back exactly.
+    expect(current.patches?.get(0)?.every((patch) => patch.digest === undefined) ?? true).toBe(true);
+  });
+
+  it('patches a hole of the base with the changed data, and a zero change into a hole stays a hole', async () => {
+    const baseImage = Buffer.concat([randomBytes(CHUNK), Buffer.alloc(CHUNK)]);
+    const base = await writeFull(baseImage);
+    expect(base.index.digests.isHole(1)).toBe(true);
+    const change = randomBytes(4096);
+    const { index } = await writeChanges(base.index, [{ offset: CHUNK + 4096, data: change }]);
+    const expected = Buffer.from(baseImage);
+    change.copy(expected, CHUNK + 4096);
+    expect(index.digests.isHole(1)).toBe(true);
+    expect(index.patches?.get(1)?.length).toBe(1);
+    expect((await readAll(index)).equals(expected)).toBe(true);
+    const reader = new DiskReader(index, temp.repo.chunks, new ByteCache(1 << 20), 'test');
+    expect(await reader.allocation(0, 2 * CHUNK)).toEqual([{ offset: 0, length: 2 * CHUNK, zero: false }]);
+    const zeroed = await writeChanges(base.index, [{ offset: CHUNK, data: 'zero' }]);
+    const zeroReader = new DiskReader(zeroed.index, temp.repo.chunks, new ByteCache(1 << 20), 'test');
+    expect(await zeroReader.allocation(CHUNK, CHUNK)).toEqual([{ offset: CHUNK, length: CHUNK, zero: true }]);
   });
 
   it('handles whole runs of holes and unchanged chunks, also when the disk shrank inside a chunk', async () => {
