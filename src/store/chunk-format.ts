@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { createHash, webcrypto } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { CairnError } from '../core/errors.js';
 
 /**
@@ -23,10 +24,30 @@ export const CHUNK_FILE = {
 
 // The package's JS wrapper drops the level argument; its native binding takes it. Both run on the
 // thread pool, off the main thread.
-const zstd = createRequire(import.meta.url)('@mongodb-js/zstd/bindings') as {
+const zstd = loadZstdBinding() as {
   compress(data: Buffer, level?: number): Promise<Buffer>;
   decompress(data: Buffer): Promise<Buffer>;
 };
+
+/**
+ * The binding the package's loader (`@mongodb-js/zstd/bindings`) would pick, without its musl test on
+ * glibc Linux: that calls process.report.getReport(), ~5 ms of every start. The process's own memory
+ * map answers it: glibc's libc (libc.so.6, or libc-2.N.so before glibc 2.34) is mapped. Anything else,
+ * or a glibc build that does not load, goes to the package's loader.
+ */
+function loadZstdBinding(): unknown {
+  const require = createRequire(import.meta.url);
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      if (/\/(libc\.so\.6|libc-2\.\d+\.so)$/m.test(readFileSync('/proc/self/maps', 'latin1'))) {
+        return require(`@mongodb-js/zstd-linux-${process.arch}-gnu`);
+      }
+    } catch {
+      // No /proc, or no glibc build installed: the loader decides (and reports its own errors).
+    }
+  }
+  return require('@mongodb-js/zstd/bindings');
+}
 
 /**
  * zstd level 3 (zstd's default). Measured on the ingest benchmark image: level 1 stores 1.2 % more
