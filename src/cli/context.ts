@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { Repository } from '../store/repository.js';
 import { CONFIG_FILE, DEFAULT_CHUNK_SIZE } from '../store/repository-config.js';
 import { childLogger } from '../log/index.js';
-import { RepositoryCatalog, type CatalogOptions } from '../restore/catalog.js';
+import type { CatalogOptions, RepositoryCatalog } from '../restore/catalog.js';
 
 export interface RepoArgs {
   repo?: string;
@@ -50,8 +50,10 @@ export async function openRepoFromArgs(argv: RepoArgs, options: OpenOptions = {}
   return Repository.open(root);
 }
 
+/** Loads the catalog (and its cache, lru-cache) only for the commands that read points: not `backup`. */
 export async function openCatalogFromArgs(argv: RepoArgs, options: CatalogOptions & OpenOptions = {}): Promise<RepositoryCatalog> {
-  return new RepositoryCatalog(await openRepoFromArgs(argv, options), options);
+  const [{ RepositoryCatalog }, repo] = await Promise.all([import('../restore/catalog.js'), openRepoFromArgs(argv, options)]);
+  return new RepositoryCatalog(repo, options);
 }
 
 /** Prints a result: JSON on --json, otherwise the human-readable lines. */
