@@ -1,7 +1,15 @@
 import type { CommandModule } from 'yargs';
 import { parseCairnUrl } from '../../url/cairn-url.js';
 import { formatBytes } from '../../util/bytes.js';
-import { openCatalogFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
+import {
+  openCatalogFromArgs,
+  openRepoFromArgs,
+  printResult,
+  withJsonOption,
+  withRepoOption,
+  type JsonArgs,
+  type RepoArgs,
+} from '../context.js';
 
 interface LsArgs extends RepoArgs, JsonArgs {
   url?: string;
@@ -14,17 +22,19 @@ export const lsCommand: CommandModule<object, LsArgs> = {
   describe: 'list VMs, the points of a VM (cairn://VM) or the disks of a point (cairn://VM/POINT)',
   builder: (yargs) => withJsonOption(withRepoOption(yargs)).positional('url', { type: 'string', describe: 'cairn://VM[/POINT]' }) as never,
   handler: async (argv) => {
-    const catalog = await openCatalogFromArgs(argv);
     const url = argv.url !== undefined ? parseCairnUrl(argv.url) : {};
     if (url.vm === undefined) {
+      // Counting points takes directory listings only: no manifest reads, and no catalog to load.
+      const repo = await openRepoFromArgs(argv);
       const vms: { vm: string; points: number; latest: string | undefined }[] = [];
-      for (const vm of await catalog.listVms()) {
-        const points = await catalog.listPoints(vm);
-        vms.push({ vm, points: points.length, latest: points[points.length - 1]?.id });
+      for (const vm of await repo.listVms()) {
+        const ids = await repo.listPointIds(vm);
+        vms.push({ vm, points: ids.length, latest: ids[ids.length - 1] });
       }
       printResult(argv, vms, () => (vms.length === 0 ? ['(no VMs)'] : vms.map((v) => `${v.vm}\t${v.points} point(s)\tlatest ${v.latest}`)));
       return;
     }
+    const catalog = await openCatalogFromArgs(argv);
     const vm = url.vm;
     if (url.point === undefined) {
       const points = await catalog.listPoints(vm);
