@@ -6,9 +6,8 @@ import { NBD_BASE_ALLOCATION } from '../nbd/protocol/index.js';
 import type { DiskSource, ExtentPlan } from './disk-source.js';
 import { pullRuns, pullSteps, type PullStep, type RunSource } from './nbd-plan.js';
 
-/** How the Proxmox backup provider API hands the bitmap over (`bitmap-mode`). */
-export const BITMAP_MODES = ['new', 'reuse', 'none'] as const;
-export type BitmapMode = (typeof BITMAP_MODES)[number];
+import { BITMAP_MODES, type BitmapMode } from './bitmap-mode.js';
+export { BITMAP_MODES, type BitmapMode } from './bitmap-mode.js';
 
 export const DIRTY_BITMAP_CONTEXT_PREFIX = 'qemu:dirty-bitmap:';
 

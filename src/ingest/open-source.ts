@@ -4,7 +4,7 @@ import { FileSource } from './file-source.js';
 import { StreamSource } from './stream-source.js';
 import type { DiskSource } from './disk-source.js';
 import { isNbdUri } from '../formats/nbd-uri.js';
-import { NbdSource, type NbdSourceOptions } from './nbd-source.js';
+import type { NbdSourceOptions } from './nbd-source.js';
 
 export interface SourceOptions {
   /** Standard input, for the `-` source. */
@@ -23,7 +23,8 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     return new StreamSource(options.stdin, 'standard input');
   }
   // --- network sources (NBD): see src/ingest/nbd-source.ts ---
-  if (isNbdUri(spec)) return NbdSource.open({ uri: spec, ...options.nbd });
+  // Loaded only for NBD: the client and protocol modules are a third of a file backup's start-up imports.
+  if (isNbdUri(spec)) return (await import('./nbd-source.js')).NbdSource.open({ uri: spec, ...options.nbd });
   // --- end of network sources ---
   return FileSource.open(spec);
 }

@@ -6,7 +6,8 @@ import { parseChangedBlockBitmap, XEN_CBT_BLOCK_SIZE } from '../../formats/cbt-b
 import { runBackup, type BackupDisk } from '../../ingest/backup.js';
 import { FileSource } from '../../ingest/file-source.js';
 import { openSource } from '../../ingest/open-source.js';
-import { BITMAP_MODES, NbdSource, type BitmapMode, type NbdSourceOptions } from '../../ingest/nbd-source.js';
+import { BITMAP_MODES, type BitmapMode } from '../../ingest/bitmap-mode.js';
+import type { NbdSourceOptions } from '../../ingest/nbd-source.js';
 import { isNbdUri } from '../../formats/nbd-uri.js';
 import type { Argv } from 'yargs';
 import { childLogger } from '../../log/index.js';
@@ -180,7 +181,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
             `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given; for the disk inside it, convert it first (qemu-img convert -O raw) or export it over NBD (qemu-nbd)`,
           );
         }
-        if (source instanceof NbdSource && nbd?.discardAfterRead && !source.discardActive) {
+        if (nbd?.discardAfterRead && 'discardActive' in source && !source.discardActive) {
           log.warn(
             { disk: name },
             `--discard-after-read: the NBD export of disk '${name}' does not accept TRIM; nothing will be discarded`,
