@@ -17,7 +17,26 @@ export interface BaseDisk {
 interface StoredSlot {
   digest: string | undefined;
   patches?: readonly SlotPatch[];
+  /** Settles once the slot's new bytes are stored (patch bytes wait in a bundle until it is written). */
+  stored?: Promise<void>;
 }
+
+/**
+ * The changed bytes of several patched slots, collected into one patch chunk of up to a chunk's size:
+ * a CBT incremental of a few hundred scattered blocks writes a handful of chunk files, not one per
+ * block. The patches that point into it get the bundle's digest once it is stored.
+ */
+interface PatchBundle {
+  pieces: Buffer[];
+  length: number;
+  /** Patches whose bytes are in this bundle: their digest is filled in when it is stored. */
+  patches: SlotPatch[];
+  stored: Promise<void>;
+  settle: (err?: unknown) => void;
+}
+
+/** Finished ranges waiting for their acknowledgement beyond which the pending bundle is written at once. */
+const MAX_UNACKNOWLEDGED = 256;
 
 /**
  * A slot whose changed bytes are at most this fraction of it keeps its base chunk and records the
@@ -70,7 +89,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   const stats: DiskWriteStats = { bytesRead: 0, bytesStored: 0, chunksWritten: 0, chunksReused: 0, dataChunks: 0 };
   const limit = options.concurrency ?? defaultConcurrency(chunkSize);
   const inFlight = new Set<Promise<void>>();
-  const finished = new Map<number, { offset: number; length: number }>();
+  const finished = new Map<number, { offset: number; length: number; stored?: Promise<void> }>();
   const pendingWrites = new Map<string, Promise<number>>();
   let nextToAcknowledge = 0;
   let bytesDone = 0;
@@ -128,11 +147,51 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     return digest;
   }
 
+  const newBundle = (): PatchBundle => {
+    let settle!: (err?: unknown) => void;
+    const stored = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    // Failures surface through `failure`; nobody may be left with an unhandled rejection.
+    stored.catch(() => undefined);
+    return { pieces: [], length: 0, patches: [], stored, settle };
+  };
+  let bundle = newBundle();
+  const bundleWrites = new Set<Promise<void>>();
+
+  /** Writes the current bundle (if it holds anything) and starts a new one. */
+  function flushBundle(): void {
+    const full = bundle;
+    bundle = newBundle();
+    if (full.length === 0) return full.settle();
+    const writing = storeContent(Buffer.concat(full.pieces, full.length), undefined).then(
+      (digest) => {
+        for (const patch of full.patches) patch.digest = digest;
+        full.settle();
+      },
+      (err: unknown) => {
+        failure ??= err;
+        full.settle(err);
+      },
+    );
+    bundleWrites.add(writing);
+    void writing.finally(() => bundleWrites.delete(writing));
+  }
+
+  /** Adds a slot's changed bytes to the bundle; returns the bundle and where the bytes start in it. */
+  function addToBundle(pieces: Buffer[], length: number): { bundle: PatchBundle; offset: number } {
+    if (bundle.length + length > chunkSize) flushBundle();
+    const offset = bundle.length;
+    bundle.pieces.push(...pieces);
+    bundle.length += length;
+    return { bundle, offset };
+  }
+
   /**
    * Records a partly changed slot as its base chunk plus patches, or returns undefined when too much
    * of it changed (or it has too many patches already) and it is better rewritten whole.
    */
-  async function patchSlot(chunk: AssembledChunk, baseDigest: string | undefined): Promise<StoredSlot | undefined> {
+  function patchSlot(chunk: AssembledChunk, baseDigest: string | undefined): StoredSlot | undefined {
     const changed = chunk.parts.filter((part) => part.kind !== 'unchanged');
     if (changed.reduce((sum, part) => sum + part.length, 0) > chunk.length * PATCH_MAX_FRACTION) return undefined;
     if (patchCount >= MAX_NEW_PATCHES) return undefined;
@@ -154,15 +213,16 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
       (old) => !added.some((patch) => patch.start <= old.start && old.start + old.length <= patch.start + patch.length),
     );
     if (kept.length + added.length > DISK_INDEX.MAX_PATCHES_PER_SLOT) return undefined;
-    const digest = pieces.length > 0 ? await storeContent(Buffer.concat(pieces, patchLength), undefined) : undefined;
     patchCount += added.length;
-    const fresh = added.map(({ start, length, chunkOffset, zeros }) => ({
-      start,
-      length,
-      chunkOffset,
-      digest: zeros ? undefined : digest,
-    }));
-    return { digest: baseDigest, patches: [...kept, ...fresh] };
+    const fresh: SlotPatch[] = added.map(({ start, length, chunkOffset }) => ({ start, length, chunkOffset, digest: undefined }));
+    if (pieces.length === 0) return { digest: baseDigest, patches: [...kept, ...fresh] };
+    const target = addToBundle(pieces, patchLength);
+    added.forEach((patch, n) => {
+      if (patch.zeros) return;
+      fresh[n]!.chunkOffset += target.offset;
+      target.bundle.patches.push(fresh[n]!);
+    });
+    return { digest: baseDigest, patches: [...kept, ...fresh], stored: target.bundle.stored };
   }
 
   async function storeChunk(chunk: AssembledChunk): Promise<StoredSlot> {
@@ -175,7 +235,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     }
     if (parts.every((p) => p.kind === 'zero')) return { digest: undefined };
     if (base && chunk.length === baseLength && parts.some((p) => p.kind === 'unchanged')) {
-      const patched = await patchSlot(chunk, baseDigest);
+      const patched = patchSlot(chunk, baseDigest);
       if (patched) return patched;
     }
     const plain = await materialize(chunk);
@@ -183,33 +243,53 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     return { digest: await storeContent(plain, baseDigest) };
   }
 
-  function record(index: number, slot: StoredSlot): void {
-    digests.set(index, slot.digest);
-    if (slot.patches && slot.patches.length > 0) patches.set(index, slot.patches);
-    if (slot.digest !== undefined || slot.patches?.some((patch) => patch.digest !== undefined)) stats.dataChunks++;
+  /** Puts a slot into the new index and queues its range for acknowledgement once it is stored. */
+  function record(chunk: { index: number; offset: number; length: number }, slot: StoredSlot): void {
+    digests.set(chunk.index, slot.digest);
+    if (slot.patches && slot.patches.length > 0) patches.set(chunk.index, slot.patches);
+    // Patch digests may still be pending in a bundle: data is wherever a patch is not a zero patch.
+    const patchData = slot.patches?.some((patch) => patch.digest !== undefined) || slot.stored !== undefined;
+    if (slot.digest !== undefined || patchData) stats.dataChunks++;
+    finished.set(chunk.index, { offset: chunk.offset, length: chunk.length, ...(slot.stored ? { stored: slot.stored } : {}) });
+    bytesDone += chunk.length;
   }
 
-  /** Acknowledges finished ranges strictly in offset order; calls are chained so they never interleave. */
+  /**
+   * Acknowledges finished ranges strictly in offset order, each once its bytes are stored; calls are
+   * chained so they never interleave. Nobody awaits it while working: a range may wait for a patch
+   * bundle that only more work fills.
+   */
   let acknowledging: Promise<void> = Promise.resolve();
   function acknowledgeInOrder(): Promise<void> {
     acknowledging = acknowledging.then(async () => {
       while (finished.has(nextToAcknowledge)) {
         const range = finished.get(nextToAcknowledge)!;
+        if (range.stored) await range.stored;
         finished.delete(nextToAcknowledge);
         nextToAcknowledge++;
         if (source.acknowledgeStored) await source.acknowledgeStored(range.offset, range.length);
       }
     });
+    acknowledging.catch((err: unknown) => {
+      failure ??= err;
+    });
     return acknowledging;
+  }
+
+  /** Keeps acknowledgements (NBD trims) from falling far behind: writes the bundle and waits for them. */
+  async function limitUnacknowledged(): Promise<void> {
+    void acknowledgeInOrder();
+    // Only a source that wants acknowledgements (NBD with --discard-after-read) makes bundles short.
+    if (!source.acknowledgeStored || finished.size <= MAX_UNACKNOWLEDGED) return;
+    flushBundle();
+    await acknowledgeInOrder().catch(() => undefined);
   }
 
   function start(chunk: AssembledChunk): void {
     const job = (async () => {
-      record(chunk.index, await storeChunk(chunk));
-      finished.set(chunk.index, { offset: chunk.offset, length: chunk.length });
-      bytesDone += chunk.length;
+      record(chunk, await storeChunk(chunk));
       options.onProgress?.(bytesDone);
-      await acknowledgeInOrder();
+      void acknowledgeInOrder();
     })().catch((err: unknown) => {
       failure ??= err;
     });
@@ -235,14 +315,12 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
         while (inFlight.size >= limit) await Promise.race(inFlight);
         continue;
       }
-      if (run.kind === 'unchanged') record(index, { digest: base?.digests.get(index), patches: basePatches(index) });
-      else record(index, { digest: undefined });
-      finished.set(index, { offset: chunk.offset, length: chunk.length });
-      bytesDone += chunk.length;
+      if (run.kind === 'unchanged') record(chunk, { digest: base?.digests.get(index), patches: basePatches(index) });
+      else record(chunk, { digest: undefined });
       diskSize = chunk.offset + chunk.length;
     }
     options.onProgress?.(bytesDone);
-    await acknowledgeInOrder();
+    await limitUnacknowledged();
   }
 
   try {
@@ -256,11 +334,17 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
       diskSize = item.offset + item.length;
       start(item);
       while (inFlight.size >= limit) await Promise.race(inFlight);
+      await limitUnacknowledged();
     }
   } catch (err) {
     failure ??= err;
   }
   await Promise.all(inFlight);
+  // On failure the last bundle is not written; its ranges are never acknowledged.
+  if (failure) bundle.settle(failure);
+  else flushBundle();
+  await Promise.all(bundleWrites);
+  await acknowledgeInOrder().catch(() => undefined);
   if (failure) throw failure;
 
   const size = source.size ?? diskSize;

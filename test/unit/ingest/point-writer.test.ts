@@ -98,6 +98,51 @@ describe('point writer', () => {
     expect((await readAll(index)).equals(expected)).toBe(true);
   });
 
+  it('collects the changed bytes of many patched slots into few patch chunks, and acknowledges ranges in order once stored', async () => {
+    const slots = 9;
+    const baseImage = randomBytes(slots * CHUNK);
+    const base = await writeFull(baseImage);
+    const expected = Buffer.from(baseImage);
+    const changes = Array.from({ length: slots }, (_, slot) => ({ offset: slot * CHUNK + 1024, data: randomBytes(CHUNK / 4) }));
+    for (const change of changes) change.data.copy(expected, change.offset);
+    const extents: Extent[] = [];
+    let position = 0;
+    for (const change of changes) {
+      extents.push({ offset: position, length: change.offset - position, kind: 'unchanged' });
+      extents.push({ offset: change.offset, length: change.data.length, kind: 'data', data: change.data });
+      position = change.offset + change.data.length;
+    }
+    extents.push({ offset: position, length: slots * CHUNK - position, kind: 'unchanged' });
+    const source = extentSource(slots * CHUNK, extents);
+    const countChunks = async () => {
+      let count = 0;
+      for await (const chunk of temp.repo.chunks.listChunks()) count += chunk ? 1 : 0;
+      return count;
+    };
+    const baseChunks = await countChunks();
+    const acknowledged: number[] = [];
+    const chunksAtAcknowledgement: number[] = [];
+    source.acknowledgeStored = async (offset) => {
+      acknowledged.push(offset);
+      chunksAtAcknowledgement.push((await countChunks()) - baseChunks);
+    };
+    const result = await writeDisk({
+      source,
+      store: temp.repo.chunks,
+      chunkSize: CHUNK,
+      base: { size: base.index.diskSize, digests: base.index.digests },
+      plan: { chunkSize: CHUNK, hasBase: true, baseSize: base.index.diskSize },
+    });
+    const { index, stats } = result;
+    // 9 × 16 KiB of changes fill bundles of at most one chunk (64 KiB): 3 patch chunks, not 9.
+    expect(stats.chunksWritten).toBe(3);
+    expect(new Set([...index.patches!.values()].map((patches) => patches[0]!.digest)).size).toBe(3);
+    expect(acknowledged).toEqual(Array.from({ length: slots }, (_, slot) => slot * CHUNK));
+    // Four slots fill a bundle: slot k is acknowledged only once bundle floor(k / 4) is written.
+    chunksAtAcknowledgement.forEach((count, slot) => expect(count).toBeGreaterThanOrEqual(Math.floor(slot / 4) + 1));
+    expect((await readAll(index)).equals(expected)).toBe(true);
+  });
+
   it('rewrites a chunk whole when more than a quarter of it changed', async () => {
     const baseImage = randomBytes(2 * CHUNK);
     const base = await writeFull(baseImage);
