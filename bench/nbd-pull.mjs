@@ -2,6 +2,12 @@
 // and copied by nbdcopy to a local file (the speed of the pipe), then 5 % of it dirtied in 64 KiB
 // extents spread over the disk and pulled incrementally with the dirty bitmap.
 // Run after `npm run build`:  node bench/nbd-pull.mjs   (env: SIZE=4G RUNS=3 DIRTY=5 PLUGIN=pattern CONNECTIONS=4 CHUNK=1MiB)
+// Besides times it prints the CPU seconds of each side (cairn, qemu-nbd): on two cores, their sum
+// over two is the least wall time that work can take, whatever the pipelining.
+//
+// Nothing is deleted until the end: on this machine's journal-less ext4, creating a file scans past
+// every inode freed in the last 60 s (ext4 recently_deleted()), so a repository removed just before a
+// timed run made that run's chunk creation cost up to 0.7 s more CPU per GiB, varying run to run.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,20 +32,45 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (s) => `${s.toFixed(2)} s`;
 const rate = (bytes, s) => `${(bytes / MiB / s).toFixed(0)} MiB/s`;
 
-function timed(fn) {
+/** CPU seconds (user + system) of this process's waited-for children so far (/proc/self/stat). */
+function childrenCpuSeconds() {
+  const fields = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / ticksPerSecond;
+}
+/** CPU seconds a running process has used so far. */
+function processCpuSeconds(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** Times a synchronous child run, after a sync (no tool pays for another's write-back), with CPU use. */
+function timed(fn, serverPid) {
+  execFileSync('sync');
+  const cpu0 = childrenCpuSeconds();
+  const server0 = processCpuSeconds(serverPid);
   const t0 = process.hrtime.bigint();
   const out = fn();
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, out };
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { seconds, cpu: childrenCpuSeconds() - cpu0, serverCpu: processCpuSeconds(serverPid) - server0, out };
 }
 
 /** The NBD client alone: the full extent stream drained, nothing stored (separates pull from store). */
-async function drainSource(uri) {
+async function drainSource(uri, serverPid) {
+  const server0 = processCpuSeconds(serverPid);
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const source = await NbdSource.open({ uri, connections: Number(connections) });
   let bytes = 0;
   for await (const e of source.extents({ chunkSize: MiB, hasBase: false })) bytes += e.data ? e.data.length : 0;
   await source.close();
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, bytes };
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    cpu: (cpu.user + cpu.system) / 1e6,
+    serverCpu: processCpuSeconds(serverPid) - server0,
+    bytes,
+  };
 }
 
 function cairnBackup(repo, uri, extra = []) {
@@ -63,43 +94,47 @@ try {
 
   // Full pulls: nbdcopy to a local file versus cairn backup into a fresh repository each run.
   let server = await serveImage(dir, image);
-  const copyTimes = [];
-  const fullTimes = [];
-  const clientTimes = [];
+  const copyRuns = [];
+  const clientRuns = [];
+  const fullRuns = [];
   let baseRepo;
   let basePoint;
   for (let i = 0; i < runs; i++) {
-    const target = path.join(dir, 'nbdcopy.raw');
-    copyTimes.push(timed(() => execFileSync('nbdcopy', [server.uri, target])).seconds);
-    fs.rmSync(target, { force: true });
-    clientTimes.push((await drainSource(server.uri)).seconds);
+    const target = path.join(dir, `nbdcopy${i}.raw`);
+    copyRuns.push(timed(() => execFileSync('nbdcopy', [server.uri, target]), server.pid));
+    execFileSync('sync');
+    clientRuns.push(await drainSource(server.uri, server.pid));
 
     const repo = path.join(dir, `repo${i}`);
     execFileSync('node', [cairn, 'init', '--repo', repo, '--chunk-size', chunk], { stdio: 'ignore' });
-    const { seconds, out } = timed(() => cairnBackup(repo, server.uri));
-    fullTimes.push(seconds);
-    if (baseRepo) fs.rmSync(baseRepo, { recursive: true, force: true });
+    const run = timed(() => cairnBackup(repo, server.uri), server.pid);
+    fullRuns.push(run);
+    // Only the copy's data goes now (one inode; it frees disk space); repositories stay to the end.
+    fs.rmSync(target, { force: true });
     baseRepo = repo;
-    basePoint = out.point;
+    basePoint = run.out.point;
   }
   await server.stop();
 
   // Incremental pulls: 5 % dirty in 64 KiB extents, read through qemu:dirty-bitmap.
   const { extents, dirtyBytes } = dirtyImage(image, size, dirtyPercent, 'b0');
   server = await serveImage(dir, image, 'b0');
-  const incTimes = [];
+  const incRuns = [];
   let bytesRead = 0;
   for (let i = 0; i < runs; i++) {
     // A fresh copy of the base repository each run: otherwise later runs find the new chunks stored.
     const repo = path.join(dir, `inc${i}`);
     fs.cpSync(baseRepo, repo, { recursive: true });
-    const { seconds, out } = timed(() => cairnBackup(repo, server.uri, ['--bitmap', 'b0', '--base', basePoint]));
-    incTimes.push(seconds);
-    bytesRead = out.disks[0].bytesRead;
-    fs.rmSync(repo, { recursive: true, force: true });
+    const run = timed(() => cairnBackup(repo, server.uri, ['--bitmap', 'b0', '--base', basePoint]), server.pid);
+    incRuns.push(run);
+    bytesRead = run.out.disks[0].bytesRead;
   }
   await server.stop();
 
+  const copyTimes = copyRuns.map((r) => r.seconds);
+  const clientTimes = clientRuns.map((r) => r.seconds);
+  const fullTimes = fullRuns.map((r) => r.seconds);
+  const incTimes = incRuns.map((r) => r.seconds);
   const copy = median(copyTimes);
   const full = median(fullTimes);
   const inc = median(incTimes);
@@ -110,6 +145,15 @@ try {
   console.log(
     `cairn incremental pull   ${fmt(inc)}  ${(dirtyBytes / MiB).toFixed(0)} MiB dirty in ${extents} extents, read ${(bytesRead / MiB).toFixed(0)} MiB   (runs: ${incTimes.map(fmt).join(', ')})`,
   );
+  const cpuLine = (label, rs) =>
+    console.log(
+      `  CPU ${label.padEnd(20)} client ${median(rs.map((r) => r.cpu)).toFixed(2)} s + qemu-nbd ${median(rs.map((r) => r.serverCpu)).toFixed(2)} s` +
+        ` (median; both over 2 cores >= ${median(rs.map((r) => (r.cpu + r.serverCpu) / 2)).toFixed(2)} s)`,
+    );
+  cpuLine('nbdcopy', copyRuns);
+  cpuLine('cairn client alone', clientRuns);
+  cpuLine('cairn full pull', fullRuns);
+  cpuLine('cairn incremental', incRuns);
   console.log(
     `full / nbdcopy throughput: ${(copy / full).toFixed(2)}x (target >= 0.8x); client alone / nbdcopy: ${(copy / client).toFixed(2)}x`,
   );

@@ -21,7 +21,7 @@ function daemon(cmd, args, pidFile) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
   }
   const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-  return async () => {
+  const stop = async () => {
     try {
       process.kill(pid, 'SIGTERM');
     } catch {
@@ -38,12 +38,13 @@ function daemon(cmd, args, pidFile) {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+  return { pid, stop };
 }
 
 /** A qcow2 of `size` bytes whose every byte is data, copied from `nbdkit PLUGIN SIZE`. */
 export async function makeDataImage(dir, size, plugin) {
   const sock = path.join(dir, 'gen.sock');
-  const stop = daemon('nbdkit', ['-U', sock, '-P', path.join(dir, 'gen.pid'), plugin, String(size)], path.join(dir, 'gen.pid'));
+  const { stop } = daemon('nbdkit', ['-U', sock, '-P', path.join(dir, 'gen.pid'), plugin, String(size)], path.join(dir, 'gen.pid'));
   try {
     const image = path.join(dir, 'disk.qcow2');
     sh('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', `nbd+unix:///?socket=${sock}`, image]);
@@ -74,7 +75,8 @@ export function dirtyImage(image, size, percent, name, seed = 1) {
   });
   // qemu-io reads commands from stdin: one process for thousands of writes.
   execFileSync('qemu-io', ['-f', 'qcow2', image], { input: script.join('\n') + '\nquit\n', stdio: ['pipe', 'ignore', 'inherit'] });
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  // The data files stay until the caller removes `dir`: deleting thousands of files just before the
+  // timed incremental runs would slow their chunk creation (see bench/nbd-pull.mjs on ext4).
   return { extents: offsets.length, dirtyBytes: offsets.length * block };
 }
 
@@ -97,6 +99,6 @@ export async function serveImage(dir, image, bitmap) {
     ...(bitmap ? ['-B', bitmap] : []),
     image,
   ];
-  const stop = daemon('qemu-nbd', args, pidFile);
-  return { uri: `nbd+unix:///?socket=${sock}`, stop };
+  const { pid, stop } = daemon('qemu-nbd', args, pidFile);
+  return { uri: `nbd+unix:///?socket=${sock}`, pid, stop };
 }

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { CairnError, isCairnError } from '../../core/errors.js';
+import { CairnError } from '../../core/errors.js';
 import {
   NBD_CMD,
   NBD_ERROR,
@@ -8,7 +8,6 @@ import {
   NBD_REPLY_TYPE,
   NBD_REPLY_TYPE_ERROR_BIT,
   NBD_SIZE,
-  NbdByteQueue,
   decodeBlockStatusPayload,
   decodeErrorPayload,
   decodeOffsetHolePayload,
@@ -19,7 +18,9 @@ import {
   nbdName,
   nbdProtocolError,
   readU64beSafe,
+  type NbdStructuredReplyHeader,
 } from '../protocol/index.js';
+import { FieldReader } from './field-reader.js';
 import type { NegotiatedExport } from './negotiate.js';
 
 /** One block-status descriptor placed on the disk: [offset, offset+length) has `flags`. */
@@ -35,8 +36,10 @@ interface Pending {
   length: number;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
-  /** READ: destination (allocated lazily: a single whole chunk is used as is) and the ranges filled so far. */
+  /** READ: the caller's destination, where byte 0 of the request goes to `buffer[base]`. */
   buffer?: Buffer;
+  base?: number;
+  /** READ: the ranges filled so far (relative to the request). */
   filled?: Array<[number, number]>;
   /** BLOCK_STATUS: extents per context id. */
   status?: Map<number, StatusExtent[]>;
@@ -53,11 +56,16 @@ export interface ConnectionOptions {
 /** Bytes a BLOCK_STATUS chunk may carry: the spec's 2^20 extents advice, doubled for slack. */
 const MAX_STATUS_CHUNK = 4 + 8 * 2 * 1024 * 1024;
 const MAX_ERROR_CHUNK = 6 + 0xffff + 8;
+/** A structured reply header plus the u64 offset of an OFFSET_DATA chunk: what one header read asks for. */
+const DATA_CHUNK_HEAD = NBD_SIZE.STRUCTURED_REPLY_HEADER + 8;
 
 /**
- * The transmission phase of one NBD connection: requests tagged by cookie, one reply loop that
+ * The transmission phase of one NBD connection: requests tagged by cookie, one reply parser that
  * validates every chunk against the request it answers. Any protocol violation, a dropped connection
  * or a stall fails the whole connection and every request on it; an error reply fails only its request.
+ *
+ * Replies are parsed as the socket reads them (no await per field): a READ chunk's header is checked
+ * against its request first, then its payload is read by the kernel straight into the caller's buffer.
  */
 export class NbdConnection {
   private readonly pending = new Map<bigint, Pending>();
@@ -67,16 +75,27 @@ export class NbdConnection {
   private lastActivityMs = Date.now();
   private stallTimer: NodeJS.Timeout | undefined;
   private bytesInFlight = 0;
+  private corked = false;
+  readonly reader: FieldReader;
+  /** Reply header, and the fixed-size payloads that follow one (data offset, hole). */
+  private readonly head = Buffer.alloc(32);
+  private header: NbdStructuredReplyHeader | undefined;
+  private atReplyStart = true;
 
   constructor(
     private readonly socket: Socket,
-    private readonly queue: NbdByteQueue,
     readonly info: NegotiatedExport,
     private readonly opts: ConnectionOptions,
   ) {
-    socket.on('data', () => (this.lastActivityMs = Date.now()));
-    socket.on('error', () => undefined); // surfaced through the queue
-    void this.replyLoop();
+    this.reader = new FieldReader(
+      (err) => this.fail(err instanceof Error ? err : new Error(String(err))),
+      () => (this.lastActivityMs = Date.now()),
+      DATA_CHUNK_HEAD,
+    );
+    socket.on('error', (err: Error) => this.onEnded(err));
+    socket.on('end', () => this.onEnded(undefined));
+    socket.on('close', () => this.onEnded(undefined));
+    this.expectReply();
   }
 
   get inFlightBytes(): number {
@@ -87,8 +106,12 @@ export class NbdConnection {
     return this.failure;
   }
 
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.request(NBD_CMD.NBD_CMD_READ, offset, length, 0) as Promise<Buffer>;
+  /** Reads [offset, offset+length) into `buffer` from `base` on. */
+  read(offset: number, length: number, buffer: Buffer, base: number): Promise<void> {
+    if (base < 0 || base + length > buffer.length) {
+      return Promise.reject(new CairnError('ERR_INVALID_ARGUMENT', `read destination too small for ${length} bytes at ${base}`));
+    }
+    return this.request(NBD_CMD.NBD_CMD_READ, offset, length, 0, buffer, base) as Promise<void>;
   }
 
   /** BLOCK_STATUS over [offset, offset+length): extents per context id, clipped to the request. */
@@ -100,7 +123,7 @@ export class NbdConnection {
     await this.request(NBD_CMD.NBD_CMD_TRIM, offset, length, 0);
   }
 
-  private request(type: number, offset: number, length: number, flags: number): Promise<unknown> {
+  private request(type: number, offset: number, length: number, flags: number, buffer?: Buffer, base = 0): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new CairnError('ERR_IO', `NBD connection to ${this.opts.where} is closing`));
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length <= 0 || length > 0xffffffff) {
@@ -115,6 +138,8 @@ export class NbdConnection {
     return new Promise((resolve, reject) => {
       const p: Pending = { type, offset, length, resolve, reject };
       if (type === NBD_CMD.NBD_CMD_READ) {
+        p.buffer = buffer;
+        p.base = base;
         p.filled = [];
         this.bytesInFlight += length;
       }
@@ -122,6 +147,15 @@ export class NbdConnection {
       if (this.pending.size === 0) this.lastActivityMs = Date.now();
       this.pending.set(cookie, p);
       this.armStallTimer();
+      // Requests issued in one tick leave in one write (the pull issues several per chunk).
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.socket.uncork();
+        });
+      }
       this.socket.write(encodeRequest({ flags, type, cookie, offset, length }));
     });
   }
@@ -149,33 +183,34 @@ export class NbdConnection {
     this.stallTimer.unref();
   }
 
-  private async replyLoop(): Promise<void> {
-    try {
-      for (;;) {
-        const head = await this.queue.read(4);
-        const magic = decodeReplyMagic(head);
-        if (magic === NBD_MAGIC.NBD_SIMPLE_REPLY_MAGIC) await this.onSimpleReply(head);
-        else await this.onStructuredChunk(head);
-      }
-    } catch (err) {
-      if (this.closing && this.pending.size === 0) return;
-      this.fail(this.describeFailure(err));
-    }
-  }
-
-  private describeFailure(err: unknown): Error {
-    if (isCairnError(err) && err.code === 'ERR_NBD_PROTOCOL' && err.message.startsWith('NBD connection closed')) {
-      const mid = err.context['truncated'] === true;
-      return new CairnError(
+  /** The socket ended or failed: fatal unless we are closing with nothing outstanding. */
+  private onEnded(err: Error | undefined): void {
+    if (this.failure) return;
+    if (this.closing && this.pending.size === 0) return;
+    const mid = !(this.atReplyStart && this.reader.fieldEmpty);
+    this.fail(
+      new CairnError(
         'ERR_IO',
         mid
           ? `NBD server ${this.opts.where} dropped the connection in the middle of a reply (short read)`
           : `NBD server ${this.opts.where} dropped the connection`,
         { where: this.opts.where },
-        { cause: err },
-      );
-    }
-    return err instanceof Error ? err : new Error(String(err));
+        err ? { cause: err } : undefined,
+      ),
+    );
+  }
+
+  private expectReply(): void {
+    this.atReplyStart = true;
+    this.header = undefined;
+    this.reader.expect(this.head, 0, 4, () => {
+      this.atReplyStart = false;
+      if (decodeReplyMagic(this.head.subarray(0, 4)) === NBD_MAGIC.NBD_SIMPLE_REPLY_MAGIC) {
+        this.reader.expect(this.head, 4, NBD_SIZE.SIMPLE_REPLY, () => this.onSimpleReply());
+      } else {
+        this.reader.expect(this.head, 4, NBD_SIZE.STRUCTURED_REPLY_HEADER, () => this.onStructuredHeader());
+      }
+    });
   }
 
   private take(cookie: bigint): Pending {
@@ -184,74 +219,101 @@ export class NbdConnection {
     return p;
   }
 
-  private async onSimpleReply(head: Buffer): Promise<void> {
-    const reply = decodeSimpleReply(Buffer.concat([head, await this.queue.read(NBD_SIZE.SIMPLE_REPLY - 4)]));
+  private onSimpleReply(): void {
+    const reply = decodeSimpleReply(this.head.subarray(0, NBD_SIZE.SIMPLE_REPLY));
     const p = this.take(reply.cookie);
     if (reply.error !== 0) {
       this.finish(reply.cookie, p, { error: reply.error, message: '' });
+      this.expectReply();
       return;
     }
     if (p.type === NBD_CMD.NBD_CMD_READ) {
       // With structured replies a successful READ must be structured; a simple one cannot be framed.
       if (this.info.structuredReplies) throw nbdProtocolError(`NBD server ${this.opts.where} sent a simple reply to a structured READ`);
-      p.buffer = await this.queue.read(p.length);
       p.filled = [[0, p.length]];
-    } else if (p.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
+      this.reader.expect(p.buffer!, p.base!, p.base! + p.length, () => {
+        this.finish(reply.cookie, p, undefined);
+        this.expectReply();
+      });
+      return;
+    }
+    if (p.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
       throw nbdProtocolError(`NBD server ${this.opts.where} answered BLOCK_STATUS without a status chunk`);
     }
     this.finish(reply.cookie, p, undefined);
+    this.expectReply();
   }
 
-  private async onStructuredChunk(head: Buffer): Promise<void> {
-    const hdr = decodeStructuredReplyHeader(Buffer.concat([head, await this.queue.read(NBD_SIZE.STRUCTURED_REPLY_HEADER - 4)]));
+  private onStructuredHeader(): void {
+    const hdr = decodeStructuredReplyHeader(this.head.subarray(0, NBD_SIZE.STRUCTURED_REPLY_HEADER));
+    this.header = hdr;
     const p = this.take(hdr.cookie);
     const where = this.opts.where;
+    const at = NBD_SIZE.STRUCTURED_REPLY_HEADER;
     switch (hdr.type) {
       case NBD_REPLY_TYPE.NBD_REPLY_TYPE_NONE:
         if (hdr.length !== 0) throw nbdProtocolError(`NBD server ${where} sent a NONE chunk with a payload`);
         if (!(hdr.flags & NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE)) throw nbdProtocolError(`NBD server ${where} sent NONE without DONE`);
-        break;
+        this.chunkDone(p);
+        return;
       case NBD_REPLY_TYPE.NBD_REPLY_TYPE_OFFSET_DATA: {
         if (p.type !== NBD_CMD.NBD_CMD_READ) throw nbdProtocolError(`NBD server ${where} sent data for ${nbdName(NBD_CMD, p.type)}`);
         if (hdr.length < 9 || hdr.length - 8 > p.length) {
           throw nbdProtocolError(`NBD server ${where} sent an OFFSET_DATA chunk of bad length ${hdr.length}`, { length: hdr.length });
         }
-        const offset = readU64beSafe(await this.queue.read(8), 0, 'chunk offset');
-        const dataLength = hdr.length - 8;
-        const at = this.placeChunk(p, offset, dataLength);
-        const data = await this.queue.read(dataLength);
-        if (at === 0 && dataLength === p.length)
-          p.buffer = data; // the whole read in one chunk: no copy
-        else data.copy((p.buffer ??= Buffer.allocUnsafe(p.length)), at);
-        break;
+        this.reader.expect(this.head, at, at + 8, () => {
+          const offset = readU64beSafe(this.head, at, 'chunk offset');
+          const dataLength = hdr.length - 8;
+          // Checked before a byte of it is placed: a chunk outside the request never touches the buffer.
+          const start = p.base! + this.placeChunk(p, offset, dataLength);
+          this.reader.expect(p.buffer!, start, start + dataLength, () => this.chunkDone(p));
+        });
+        return;
       }
       case NBD_REPLY_TYPE.NBD_REPLY_TYPE_OFFSET_HOLE: {
         if (p.type !== NBD_CMD.NBD_CMD_READ) throw nbdProtocolError(`NBD server ${where} sent a hole for ${nbdName(NBD_CMD, p.type)}`);
         if (hdr.length !== 12) throw nbdProtocolError(`NBD server ${where} sent an OFFSET_HOLE chunk of length ${hdr.length}`);
-        const hole = decodeOffsetHolePayload(await this.queue.read(12));
-        const at = this.placeChunk(p, hole.offset, hole.length);
-        (p.buffer ??= Buffer.allocUnsafe(p.length)).fill(0, at, at + hole.length);
-        break;
+        this.reader.expect(this.head, at, at + 12, () => {
+          const hole = decodeOffsetHolePayload(this.head.subarray(at, at + 12));
+          const start = p.base! + this.placeChunk(p, hole.offset, hole.length);
+          p.buffer!.fill(0, start, start + hole.length);
+          this.chunkDone(p);
+        });
+        return;
       }
       case NBD_REPLY_TYPE.NBD_REPLY_TYPE_BLOCK_STATUS: {
         if (p.type !== NBD_CMD.NBD_CMD_BLOCK_STATUS) {
           throw nbdProtocolError(`NBD server ${where} sent block status for ${nbdName(NBD_CMD, p.type)}`);
         }
         if (hdr.length > MAX_STATUS_CHUNK) throw nbdProtocolError(`NBD server ${where} sent a ${hdr.length}-byte status chunk`);
-        this.placeStatus(p, decodeBlockStatusPayload(await this.queue.read(hdr.length)));
-        break;
+        const payload = Buffer.allocUnsafe(hdr.length);
+        this.reader.expect(payload, 0, hdr.length, () => {
+          this.placeStatus(p, decodeBlockStatusPayload(payload));
+          this.chunkDone(p);
+        });
+        return;
       }
       default: {
         if (!(hdr.type & NBD_REPLY_TYPE_ERROR_BIT)) {
           throw nbdProtocolError(`NBD server ${where} sent unknown reply chunk type ${hdr.type}`, { type: hdr.type });
         }
         if (hdr.length > MAX_ERROR_CHUNK) throw nbdProtocolError(`NBD server ${where} sent a ${hdr.length}-byte error chunk`);
-        const e = decodeErrorPayload(hdr.type, await this.queue.read(hdr.length));
-        // Unknown error chunk types still fail the request (spec); keep the first error.
-        p.remoteError ??= { error: e.error === 0 ? NBD_ERROR.NBD_EINVAL : e.error, message: e.message };
+        const payload = Buffer.allocUnsafe(hdr.length);
+        this.reader.expect(payload, 0, hdr.length, () => {
+          const e = decodeErrorPayload(hdr.type, payload);
+          // Unknown error chunk types still fail the request (spec); keep the first error.
+          p.remoteError ??= { error: e.error === 0 ? NBD_ERROR.NBD_EINVAL : e.error, message: e.message };
+          this.chunkDone(p);
+        });
       }
     }
+  }
+
+  /** One structured chunk is complete: the reply ends with the DONE flag. */
+  private chunkDone(p: Pending): void {
+    const hdr = this.header!;
     if (hdr.flags & NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE) this.finish(hdr.cookie, p, p.remoteError);
+    this.expectReply();
   }
 
   /** Checks a READ chunk lies inside the request and overlaps nothing already received; returns its buffer offset. */
@@ -327,7 +389,7 @@ export class NbdConnection {
         p.reject(this.failure!);
         return;
       }
-      p.resolve(p.buffer);
+      p.resolve(undefined);
       return;
     }
     if (p.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
@@ -346,6 +408,7 @@ export class NbdConnection {
   fail(err: Error): void {
     if (this.failure) return;
     this.failure = err;
+    this.reader.stop();
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     for (const p of this.pending.values()) p.reject(err);

@@ -1,7 +1,8 @@
 import { CairnError } from '../../core/errors.js';
 import { parseNbdUri, redactNbdSecrets, type NbdUri } from '../../formats/nbd-uri.js';
-import { NBD_TRANSMISSION_FLAG, NbdByteQueue } from '../protocol/index.js';
+import { NBD_TRANSMISSION_FLAG, nbdProtocolError } from '../protocol/index.js';
 import { NbdConnection, type StatusExtent } from './connection.js';
+import { ConnectionInbound } from './inbound.js';
 import { negotiate, type NbdBlockSizes } from './negotiate.js';
 import { RateLimiter } from './rate-limiter.js';
 import { connectSocket, describeEndpoint } from './socket-connect.js';
@@ -17,6 +18,8 @@ export interface NbdClientOptions {
   requestTimeoutMs?: number;
   /** Read bandwidth cap in bytes per second. */
   bwlimitBytesPerSec?: number;
+  /** Largest READ request sent; longer reads are split and spread over the connections. */
+  requestSize?: number;
 }
 
 /** Handshake deadline for the additional connections of a multi-conn client. */
@@ -25,6 +28,12 @@ const EXTRA_CONNECTION_TIMEOUT_MS = 3000;
 export const NBD_CLIENT_DEFAULTS = {
   connectTimeoutMs: 30_000,
   requestTimeoutMs: 60_000,
+  /**
+   * nbdcopy's default too. Measured against qemu-nbd serving a qcow2 (1 GiB, 4 connections):
+   * 1 MiB requests cost qemu-nbd about twice the CPU of 256 KiB ones (0.75 s against 0.35-0.45 s),
+   * and on two cores the server's CPU is taken from the backup's hashing and compression.
+   */
+  requestSize: 256 * 1024,
 } as const;
 
 /**
@@ -37,14 +46,19 @@ export class NbdClient {
   private readonly limiter: RateLimiter | undefined;
   private closed = false;
   private bytesReadTotal = 0;
+  private readonly requestSize: number;
 
   private constructor(
     readonly uri: NbdUri,
     readonly where: string,
     private readonly conns: NbdConnection[],
-    bwlimit: number | undefined,
+    options: NbdClientOptions,
   ) {
-    this.limiter = bwlimit ? new RateLimiter(bwlimit) : undefined;
+    this.limiter = options.bwlimitBytesPerSec ? new RateLimiter(options.bwlimitBytesPerSec) : undefined;
+    const { minimum, maximum } = this.blockSizes;
+    const wanted = Math.min(maximum, Math.max(minimum, Math.floor(options.requestSize ?? NBD_CLIENT_DEFAULTS.requestSize)));
+    // Pieces stay multiples of the minimum block size, so aligned reads split into aligned requests.
+    this.requestSize = Math.max(minimum, wanted - (wanted % minimum));
   }
 
   static async open(options: NbdClientOptions): Promise<NbdClient> {
@@ -78,7 +92,7 @@ export class NbdClient {
       await Promise.all(conns.map((c) => c.close()));
       throw err;
     }
-    return new NbdClient(uri, where, conns, options.bwlimitBytesPerSec);
+    return new NbdClient(uri, where, conns, options);
   }
 
   get size(): number {
@@ -114,14 +128,30 @@ export class NbdClient {
     return this.conns[0]!.info.metaContexts.has(name);
   }
 
-  /** Reads one request's worth (the caller keeps `length` within `blockSizes.maximum`). */
+  /**
+   * Reads [offset, offset+length) into one new buffer. Ranges longer than the request size go out
+   * as several requests, each to the connection with the fewest bytes in flight, and land in place.
+   */
   async read(offset: number, length: number): Promise<Buffer> {
     if (this.limiter) await this.limiter.take(length);
+    const buffer = Buffer.allocUnsafe(length);
+    if (length <= this.requestSize) {
+      await this.guard(this.leastBusy().read(offset, length, buffer, 0));
+    } else {
+      const parts: Array<Promise<void>> = [];
+      for (let at = 0; at < length; at += this.requestSize) {
+        parts.push(this.leastBusy().read(offset + at, Math.min(this.requestSize, length - at), buffer, at));
+      }
+      await this.guard(Promise.all(parts));
+    }
+    this.bytesReadTotal += length;
+    return buffer;
+  }
+
+  private leastBusy(): NbdConnection {
     let best = this.conns[0]!;
     for (const c of this.conns) if (c.inFlightBytes < best.inFlightBytes) best = c;
-    const data = await this.guard(best.read(offset, length));
-    this.bytesReadTotal += length;
-    return data;
+    return best;
   }
 
   /** Block status of one selected meta context over [offset, offset+length), contiguous from `offset`. */
@@ -157,18 +187,27 @@ export class NbdClient {
 
 async function openConnection(uri: NbdUri, where: string, options: NbdClientOptions): Promise<NbdConnection> {
   const connectTimeoutMs = options.connectTimeoutMs ?? NBD_CLIENT_DEFAULTS.connectTimeoutMs;
-  const socket = await connectSocket(uri.endpoint, connectTimeoutMs);
-  // The high-water mark bounds what the kernel can push ahead of the reply loop per connection.
-  const queue = NbdByteQueue.fromStream(socket, 8 * 1024 * 1024);
+  const inbound = new ConnectionInbound();
+  const socket = await connectSocket(uri.endpoint, connectTimeoutMs, inbound);
+  inbound.attach(socket);
+  const queue = inbound.queue;
   const timer = setTimeout(() => {
     socket.destroy(new CairnError('ERR_TIMEOUT', `NBD server ${where} did not finish the handshake within ${connectTimeoutMs} ms`));
   }, connectTimeoutMs);
   try {
     const info = await negotiate(socket, queue, { exportName: uri.exportName, metaContexts: options.metaContexts ?? [], where });
-    return new NbdConnection(socket, queue, info, {
+    const conn = new NbdConnection(socket, info, {
       requestTimeoutMs: options.requestTimeoutMs ?? NBD_CLIENT_DEFAULTS.requestTimeoutMs,
       where,
     });
+    const early = inbound.handOver(conn.reader);
+    if (early > 0) {
+      // Nothing was asked yet: bytes here cannot answer anything and the stream cannot be trusted.
+      const err = nbdProtocolError(`NBD server ${where} sent ${early} bytes after the handshake, before any request`);
+      conn.fail(err);
+      throw err;
+    }
+    return conn;
   } catch (err) {
     socket.destroy();
     const cause = (err as { cause?: unknown }).cause;

@@ -1,21 +1,30 @@
 import net from 'node:net';
 import { CairnError } from '../../core/errors.js';
 import type { NbdEndpoint } from '../../formats/nbd-uri.js';
+import type { SocketReadTarget } from './field-reader.js';
 
 export function describeEndpoint(endpoint: NbdEndpoint): string {
   return endpoint.transport === 'unix' ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
 }
 
 /**
- * Opens the byte stream to an NBD server. Returns a plain socket; a later TLS issue wraps it after
- * NBD_OPT_STARTTLS (tls.connect({ socket })), which is why negotiation takes the socket it is given.
+ * Opens the byte stream to an NBD server. Returns a plain socket whose reads go into the buffers
+ * `reader` chooses (no 'data' events). A later TLS issue wraps it after NBD_OPT_STARTTLS
+ * (tls.connect({ socket })) and feeds the TLS socket's 'data' to the same parser instead.
  */
-export function connectSocket(endpoint: NbdEndpoint, timeoutMs: number): Promise<net.Socket> {
+export function connectSocket(endpoint: NbdEndpoint, timeoutMs: number, reader: SocketReadTarget): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    const onread = {
+      buffer: () => reader.nextBuffer(),
+      callback: (length: number, buffer: Uint8Array) => {
+        reader.onRead(length, buffer as Buffer);
+        return true;
+      },
+    };
     const socket =
       endpoint.transport === 'unix'
-        ? net.createConnection({ path: endpoint.path })
-        : net.createConnection({ host: endpoint.host, port: endpoint.port });
+        ? net.createConnection({ path: endpoint.path, onread })
+        : net.createConnection({ host: endpoint.host, port: endpoint.port, onread });
     const where = describeEndpoint(endpoint);
     const timer = setTimeout(() => {
       socket.destroy();

@@ -65,6 +65,50 @@ describe('NbdClient against a (misbehaving) fake server', () => {
     expect(got.subarray(4096).every((b) => b === 0)).toBe(true);
   });
 
+  it('splits a long read into requests of the request size that land in one buffer', async () => {
+    server = await startFakeServer({ disk });
+    client = await NbdClient.open({ uri: server.uri, requestSize: 64 * 1024 });
+    const got = await client.read(4096, 300 * 1024);
+    expect(got.equals(disk.subarray(4096, 4096 + 300 * 1024))).toBe(true);
+    const reads = server.requests.filter((r) => r.type === NBD_CMD.NBD_CMD_READ);
+    expect(reads.map((r) => [r.offset, r.length])).toEqual([
+      [4096, 65536],
+      [4096 + 65536, 65536],
+      [4096 + 2 * 65536, 65536],
+      [4096 + 3 * 65536, 65536],
+      [4096 + 4 * 65536, 300 * 1024 - 4 * 65536],
+    ]);
+    expect(client.bytesRead).toBe(300 * 1024);
+  });
+
+  it('reads replies that arrive a few bytes at a time, and many in one burst', async () => {
+    // Replies leave in request order through one queue: the first dribbled 7 bytes at a time (every
+    // field boundary falls inside a piece), the other twenty in a single write.
+    let pending: Buffer[] = [];
+    const c = await connect({
+      onRequest: (req, sock) => {
+        if (req.type !== NBD_CMD.NBD_CMD_READ) return false;
+        pending.push(encodeOffsetDataHeader(req.cookie, DONE, req.offset, req.length), disk.subarray(req.offset, req.offset + req.length));
+        if (pending.length < 42) return true;
+        const [first, rest] = [Buffer.concat(pending.slice(0, 2)), Buffer.concat(pending.slice(2))];
+        pending = [];
+        let at = 0;
+        const step = () => {
+          if (at >= first.length) return void sock.write(rest);
+          sock.write(first.subarray(at, at + 7));
+          at += 7;
+          setImmediate(step);
+        };
+        step();
+        return true;
+      },
+    });
+    const reads = [c.read(0, 700), ...Array.from({ length: 20 }, (_, i) => c.read(4096 * (i + 1), 1000 + i))];
+    const [slow, ...fast] = await Promise.all(reads);
+    expect(slow).toEqual(disk.subarray(0, 700));
+    fast.forEach((got, i) => expect(got).toEqual(disk.subarray(4096 * (i + 1), 4096 * (i + 1) + 1000 + i)));
+  });
+
   it('falls back to simple replies and EXPORT_NAME for old servers', async () => {
     const c = await connect({ structuredReplies: false, noGo: true });
     expect(c.hasMetaContext('base:allocation')).toBe(false);
