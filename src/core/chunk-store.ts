@@ -7,6 +7,7 @@ export interface ChunkReader {
 export interface ChunkWriter {
   /** Returns false when the chunk is absent (the caller must then write it). */
   touchChunk(digest: string): Promise<boolean>;
+  /** `plain` belongs to the caller again once this settles (writers reuse their buffers). */
   writeChunk(digest: string, plain: Buffer): Promise<number>;
 }
 

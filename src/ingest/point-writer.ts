@@ -27,13 +27,17 @@ interface StoredSlot {
  * block. The patches that point into it get the bundle's digest once it is stored.
  */
 interface PatchBundle {
-  pieces: Buffer[];
+  /** The bundle's bytes so far: a chunk-sized buffer taken from the pool at the first added bytes. */
+  buffer: Buffer | undefined;
   length: number;
   /** Patches whose bytes are in this bundle: their digest is filled in when it is stored. */
   patches: SlotPatch[];
   stored: Promise<void>;
   settle: (err?: unknown) => void;
 }
+
+/** Bundle buffers kept for reuse; more are only in flight when the store is slower than the source. */
+const MAX_SPARE_BUNDLE_BUFFERS = 4;
 
 /** Finished ranges waiting for their acknowledgement beyond which the pending bundle is written at once. */
 const MAX_UNACKNOWLEDGED = 256;
@@ -154,8 +158,12 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     });
     // Failures surface through `failure`; nobody may be left with an unhandled rejection.
     stored.catch(() => undefined);
-    return { pieces: [], length: 0, patches: [], stored, settle };
+    return { buffer: undefined, length: 0, patches: [], stored, settle };
   };
+  // Bundle buffers come back once their chunk is stored: fresh 1 MiB buffers (page faults, GC of
+  // external memory) cost more than the copy into them.
+  const spareBuffers: Buffer[] = [];
+  const takeBuffer = () => spareBuffers.pop() ?? Buffer.allocUnsafeSlow(chunkSize);
   let bundle = newBundle();
   const bundleWrites = new Set<Promise<void>>();
 
@@ -163,11 +171,13 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   function flushBundle(): void {
     const full = bundle;
     bundle = newBundle();
-    if (full.length === 0) return full.settle();
-    const writing = storeContent(Buffer.concat(full.pieces, full.length), undefined).then(
+    if (full.buffer === undefined) return full.settle();
+    const buffer = full.buffer;
+    const writing = storeContent(buffer.subarray(0, full.length), undefined).then(
       (digest) => {
         for (const patch of full.patches) patch.digest = digest;
         full.settle();
+        if (spareBuffers.length < MAX_SPARE_BUNDLE_BUFFERS) spareBuffers.push(buffer);
       },
       (err: unknown) => {
         failure ??= err;
@@ -182,8 +192,8 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   function addToBundle(pieces: Buffer[], length: number): { bundle: PatchBundle; offset: number } {
     if (bundle.length + length > chunkSize) flushBundle();
     const offset = bundle.length;
-    bundle.pieces.push(...pieces);
-    bundle.length += length;
+    bundle.buffer ??= takeBuffer();
+    for (const piece of pieces) bundle.length += piece.copy(bundle.buffer, bundle.length);
     return { bundle, offset };
   }
 
