@@ -28,6 +28,11 @@ export interface DiskSource {
    * source may release it (e.g. NBD_CMD_TRIM on a fleecing export). Calls come in offset order.
    */
   acknowledgeStored?(offset: number, length: number): Promise<void>;
+  /**
+   * True when acknowledgements release something the source holds (NBD TRIM after read): the writer
+   * then keeps unacknowledged ranges few, storing patch bundles early. Otherwise bundles fill up.
+   */
+  readonly wantsAcknowledgement?: boolean;
   /** Total bytes the source actually read so far. */
   readonly bytesRead: number;
   close(): Promise<void>;

@@ -101,6 +101,10 @@ export class NbdSource implements DiskSource {
     return this.opts.discardAfterRead === true && this.client.canTrim;
   }
 
+  get wantsAcknowledgement(): boolean {
+    return this.discardActive;
+  }
+
   extents(plan: ExtentPlan): AsyncIterable<Extent> {
     if (this.bitmapContext) {
       if (plan.changedBlocks) {

@@ -290,7 +290,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
   async function limitUnacknowledged(): Promise<void> {
     void acknowledgeInOrder();
     // Only a source that wants acknowledgements (NBD with --discard-after-read) makes bundles short.
-    if (!source.acknowledgeStored || finished.size <= MAX_UNACKNOWLEDGED) return;
+    if (!source.wantsAcknowledgement || finished.size <= MAX_UNACKNOWLEDGED) return;
     flushBundle();
     await acknowledgeInOrder().catch(() => undefined);
   }

@@ -80,6 +80,9 @@ export class RecordingSource implements DiskSource {
   get bytesRead(): number {
     return this.inner.bytesRead;
   }
+  get wantsAcknowledgement(): boolean | undefined {
+    return this.inner.wantsAcknowledgement;
+  }
 
   async *extents(plan: ExtentPlan): AsyncIterable<Extent> {
     let hooked = false;

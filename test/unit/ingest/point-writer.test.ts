@@ -143,6 +143,40 @@ describe('point writer', () => {
     expect((await readAll(index)).equals(expected)).toBe(true);
   });
 
+  it('stores bundles early only for a source that wants its ranges acknowledged soon (NBD trim after read)', async () => {
+    // 600 slots with 128 changed bytes each: a full bundle (one 64 KiB chunk) holds 512 of them,
+    // more than the 256 unacknowledged ranges after which an acknowledging source gets its bundle.
+    const slots = 600;
+    const base = await writeFull(randomBytes(slots * CHUNK));
+    const patchBytes = 128;
+    const changedSource = () => {
+      const extents: Extent[] = [];
+      for (let slot = 0; slot < slots; slot++) {
+        extents.push({ offset: slot * CHUNK, length: patchBytes, kind: 'data', data: randomBytes(patchBytes) });
+        extents.push({ offset: slot * CHUNK + patchBytes, length: CHUNK - patchBytes, kind: 'unchanged' });
+      }
+      return extentSource(slots * CHUNK, extents);
+    };
+    const backup = (source: DiskSource) =>
+      writeDisk({
+        source,
+        store: temp.repo.chunks,
+        chunkSize: CHUNK,
+        base: { size: base.index.diskSize, digests: base.index.digests },
+        plan: { chunkSize: CHUNK, hasBase: true, baseSize: base.index.diskSize },
+      });
+    const acknowledged: number[] = [];
+    const quiet = changedSource();
+    quiet.acknowledgeStored = async (offset) => {
+      acknowledged.push(offset);
+    };
+    expect((await backup(quiet)).stats.chunksWritten).toBe(2);
+    expect(acknowledged).toHaveLength(slots);
+
+    const trimming = { ...changedSource(), wantsAcknowledgement: true, acknowledgeStored: async () => {} };
+    expect((await backup(trimming)).stats.chunksWritten).toBeGreaterThanOrEqual(3);
+  });
+
   it('rewrites a chunk whole when more than a quarter of it changed', async () => {
     const baseImage = randomBytes(2 * CHUNK);
     const base = await writeFull(baseImage);
