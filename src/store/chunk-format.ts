@@ -104,9 +104,10 @@ export async function encodeChunk(plain: Buffer): Promise<Buffer[]> {
 
 /**
  * Decodes a chunk file and verifies it against its digest. Any mismatch is ERR_CHUNK_CORRUPT naming
- * the chunk; damaged data is never returned.
+ * the chunk; damaged data is never returned. With `fileIsScratch` the result never shares memory with
+ * `file` (a stored-plain payload is copied out), so the caller may reuse `file` once this resolves.
  */
-export async function decodeChunk(file: Buffer, digest: string): Promise<Buffer> {
+export async function decodeChunk(file: Buffer, digest: string, options: { fileIsScratch?: boolean } = {}): Promise<Buffer> {
   const corrupt = (reason: string, cause?: unknown) =>
     new CairnError('ERR_CHUNK_CORRUPT', `chunk ${digest} is damaged: ${reason}`, { chunkId: digest }, { cause });
   if (file.length < CHUNK_FILE.HEADER_SIZE || !file.subarray(0, 4).equals(CHUNK_FILE.MAGIC)) throw corrupt('bad header');
@@ -118,7 +119,13 @@ export async function decodeChunk(file: Buffer, digest: string): Promise<Buffer>
   const payload = file.subarray(CHUNK_FILE.HEADER_SIZE);
   let plain: Buffer;
   if (codec === CHUNK_FILE.CODEC_PLAIN) {
-    plain = payload;
+    if (payload.length !== plainLength) throw corrupt(`length ${payload.length}, header says ${plainLength}`);
+    // Checked before the copy: a damaged chunk costs no allocation.
+    if ((await sha256HexAsync(payload)) !== digest) throw corrupt('content does not match its digest');
+    if (!options.fileIsScratch) return payload;
+    plain = Buffer.allocUnsafeSlow(plainLength);
+    payload.copy(plain);
+    return plain;
   } else if (codec === CHUNK_FILE.CODEC_ZSTD) {
     try {
       plain = await zstd.decompress(payload);

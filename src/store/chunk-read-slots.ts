@@ -1,0 +1,76 @@
+import { close, fstat, open, read } from 'node:fs';
+import { CHUNK_FILE } from './chunk-format.js';
+
+/** A read slot's buffer starts this large and grows to the largest chunk file seen (plus slack). */
+const INITIAL_SLOT_BYTES = 64 * 1024;
+/** Slack past the largest file seen, so a file of exactly that size does not look truncated. */
+const SLOT_SLACK_BYTES = 4096;
+/** No chunk file can be larger: the header plus the largest plaintext (compression never grows it). */
+const MAX_FILE_BYTES = CHUNK_FILE.HEADER_SIZE + CHUNK_FILE.MAX_PLAIN_LENGTH;
+
+/** One permission to read and decode a chunk, with a reusable buffer for the chunk file's bytes. */
+export interface ReadSlot {
+  /** The whole chunk file, a view of the slot's buffer: valid only until `release()`. */
+  readFile(path: string): Promise<Buffer>;
+  release(): void;
+}
+
+class Slot implements ReadSlot {
+  buffer: Buffer = Buffer.allocUnsafeSlow(INITIAL_SLOT_BYTES);
+
+  constructor(private readonly owner: ChunkReadSlots) {}
+
+  async readFile(path: string): Promise<Buffer> {
+    const fd = await new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+    try {
+      let length = await readAt(fd, this.buffer);
+      if (length === this.buffer.length) {
+        // The file may be longer than the buffer: size it from fstat and read it whole.
+        const size = await new Promise<number>((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
+        // A file past the largest legal size is read only up to that (the header check rejects it).
+        this.buffer = Buffer.allocUnsafeSlow(Math.min(size, MAX_FILE_BYTES) + SLOT_SLACK_BYTES);
+        length = await readAt(fd, this.buffer);
+      }
+      return this.buffer.subarray(0, length);
+    } finally {
+      // Nothing waits on the close: a read-only descriptor has nothing left to report.
+      close(fd, () => undefined);
+    }
+  }
+
+  release(): void {
+    this.owner.giveBack(this);
+  }
+}
+
+function readAt(fd: number, buffer: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, buffer, 0, buffer.length, 0, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/**
+ * Bounds how many chunk files are read and decoded at once, and reuses their read buffers. Each chunk
+ * read used to allocate its file's bytes afresh (readFile), and every load in flight (read-ahead of
+ * several connections, one per request) held a file buffer, a decoded chunk and a hash input at the
+ * same time: on two cores more than a few concurrent decodes buy nothing, while their temporaries made
+ * up most of the server's memory beyond its chunk cache. Waiters are served in order.
+ */
+export class ChunkReadSlots {
+  private readonly idle: Slot[] = [];
+  private created = 0;
+  private readonly waiters: ((slot: Slot) => void)[] = [];
+
+  constructor(readonly limit: number) {}
+
+  acquire(): Promise<ReadSlot> {
+    const slot = this.idle.pop() ?? (this.created < this.limit ? (this.created++, new Slot(this)) : undefined);
+    if (slot) return Promise.resolve(slot);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** @internal */
+  giveBack(slot: Slot): void {
+    const next = this.waiters.shift();
+    if (next) next(slot);
+    else this.idle.push(slot);
+  }
+}
