@@ -2,7 +2,9 @@
 // reading the source file itself and with `restic mount` of the same image. Needs root (FUSE),
 // restic, and `npm run build` first. Usage: node bench/fuse-read.mjs [sizeMiB=2048] [runs=3]
 // Targets (issue 5): cairn ≥ 0.5× the plain file, ≥ 3× restic mount.
-import { mkdtempSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
+// Env: FUSE_BENCH_WORK=DIR keeps the image and both repositories in DIR and reuses them on the next
+// run (for iterating on the mount); FUSE_BENCH_ONLY=plain,cairn,restic runs only those readers.
+import { existsSync, mkdtempSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,10 +13,16 @@ import { MiB, ddRead, dropFileCache, isMounted, makeMixedImage, median, run, sta
 const sizeMiB = Number(process.argv[2] ?? 2048);
 const runs = Number(process.argv[3] ?? 3);
 const cairn = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'cairn');
-const work = mkdtempSync(join(tmpdir(), 'cairn-bench-fuse-'));
+const keptWork = process.env.FUSE_BENCH_WORK;
+const only = new Set((process.env.FUSE_BENCH_ONLY ?? 'plain,cairn,restic').split(','));
+if (keptWork) mkdirSync(keptWork, { recursive: true });
+const work = keptWork ?? mkdtempSync(join(tmpdir(), 'cairn-bench-fuse-'));
+const reuse = keptWork !== undefined && existsSync(join(work, 'ready'));
 const image = join(work, 'disk.img');
 const resticEnv = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
 const children = [];
+// Extra node flags for the cairn mount process (e.g. FUSE_BENCH_NODE_FLAGS=--cpu-prof).
+const nodeFlags = (process.env.FUSE_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
 async function mounted(cmd, args, env, dir) {
   const child = startBackground(cmd, args, env);
@@ -41,67 +49,91 @@ async function measureMount(label, startMount, fileIn, backingDirs, dir) {
     warm.push(ddRead(file));
     await unmount(child, dir);
   }
-  return { label, cold: median(cold), warm: median(warm) };
+  return result(label, cold, warm);
+}
+
+function result(label, coldRuns, warmRuns) {
+  return { label, cold: median(coldRuns), warm: median(warmRuns), coldRuns, warmRuns };
 }
 
 try {
   console.log(`image: ${sizeMiB} MiB (60% random, 20% text, 20% zeros), ${runs} runs each, medians in MiB/s`);
-  await makeMixedImage(image, sizeMiB * MiB);
-
   const repo = join(work, 'cairn-repo');
-  run('node', [cairn, 'init', '--repo', repo]);
-  let t = Date.now();
-  run('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${image}`]);
-  console.log(`cairn backup: ${((Date.now() - t) / 1000).toFixed(1)} s`);
   const resticRepo = join(work, 'restic-repo');
-  run('restic', ['-r', resticRepo, 'init'], resticEnv);
-  t = Date.now();
-  run('restic', ['-r', resticRepo, 'backup', image], resticEnv);
-  console.log(`restic backup: ${((Date.now() - t) / 1000).toFixed(1)} s`);
-
-  const plainCold = [];
-  const plainWarm = [];
-  for (let i = 0; i < runs; i++) {
-    dropFileCache([image]);
-    plainCold.push(ddRead(image));
-    plainWarm.push(ddRead(image));
+  if (!reuse) {
+    await makeMixedImage(image, sizeMiB * MiB);
+    run('node', [cairn, 'init', '--repo', repo]);
+    let t = Date.now();
+    run('node', [cairn, 'backup', '--repo', repo, '--vm', 'bench', '--disk', `sda=${image}`]);
+    console.log(`cairn backup: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    run('restic', ['-r', resticRepo, 'init'], resticEnv);
+    t = Date.now();
+    run('restic', ['-r', resticRepo, 'backup', image], resticEnv);
+    console.log(`restic backup: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    if (keptWork) run('touch', [join(work, 'ready')]);
   }
-  const plain = { label: 'plain file', cold: median(plainCold), warm: median(plainWarm) };
 
-  const cairnDir = join(work, 'cairn-mnt');
-  mkdirSync(cairnDir);
-  const cairnResult = await measureMount(
-    'cairn mount',
-    () => mounted('node', [cairn, 'mount', cairnDir, '--repo', repo], { CAIRN_LOG_LEVEL: 'warn' }, cairnDir),
-    async () => join(cairnDir, 'bench', 'latest', 'sda.raw'),
-    [repo],
-    cairnDir,
-  );
+  const rows = [];
+  if (only.has('plain')) {
+    const cold = [];
+    const warm = [];
+    for (let i = 0; i < runs; i++) {
+      dropFileCache([image]);
+      cold.push(ddRead(image));
+      warm.push(ddRead(image));
+    }
+    rows.push(result('plain file', cold, warm));
+  }
 
-  const resticDir = join(work, 'restic-mnt');
-  mkdirSync(resticDir);
-  const resticResult = await measureMount(
-    'restic mount',
-    () => mounted('restic', ['-r', resticRepo, 'mount', resticDir], resticEnv, resticDir),
-    async () => {
-      const base = join(resticDir, 'snapshots', 'latest');
-      await waitFor('restic snapshot', () => readdirSync(resticDir).includes('snapshots'));
-      return join(base, image);
-    },
-    [resticRepo, resticEnv.RESTIC_CACHE_DIR],
-    resticDir,
-  );
+  if (only.has('cairn')) {
+    const cairnDir = join(work, 'cairn-mnt');
+    mkdirSync(cairnDir, { recursive: true });
+    rows.push(
+      await measureMount(
+        'cairn mount',
+        () => mounted('node', [...nodeFlags, cairn, 'mount', cairnDir, '--repo', repo], { CAIRN_LOG_LEVEL: 'warn' }, cairnDir),
+        async () => join(cairnDir, 'bench', 'latest', 'sda.raw'),
+        [repo],
+        cairnDir,
+      ),
+    );
+  }
 
-  const rows = [plain, cairnResult, resticResult];
-  console.log('\n| reader | cold MiB/s | warm MiB/s |\n|---|---|---|');
-  for (const r of rows) console.log(`| ${r.label} | ${r.cold.toFixed(0)} | ${r.warm.toFixed(0)} |`);
+  if (only.has('restic')) {
+    const resticDir = join(work, 'restic-mnt');
+    mkdirSync(resticDir, { recursive: true });
+    rows.push(
+      await measureMount(
+        'restic mount',
+        () => mounted('restic', ['-r', resticRepo, 'mount', resticDir], resticEnv, resticDir),
+        async () => {
+          const base = join(resticDir, 'snapshots', 'latest');
+          await waitFor('restic snapshot', () => readdirSync(resticDir).includes('snapshots'));
+          return join(base, image);
+        },
+        [resticRepo, resticEnv.RESTIC_CACHE_DIR],
+        resticDir,
+      ),
+    );
+  }
+
+  console.log('\n| reader | cold MiB/s | warm MiB/s | cold runs | warm runs |\n|---|---|---|---|---|');
+  const list = (values) => values.map((v) => v.toFixed(0)).join(' ');
+  for (const r of rows)
+    console.log(`| ${r.label} | ${r.cold.toFixed(0)} | ${r.warm.toFixed(0)} | ${list(r.coldRuns)} | ${list(r.warmRuns)} |`);
+  const byLabel = (label) => rows.find((r) => r.label === label);
   const ratio = (a, b) => (a / b).toFixed(2);
-  console.log(
-    `\ncairn / plain file: cold ${ratio(cairnResult.cold, plain.cold)}x, warm ${ratio(cairnResult.warm, plain.warm)}x (target ≥ 0.5x)`,
-  );
-  console.log(
-    `cairn / restic mount: cold ${ratio(cairnResult.cold, resticResult.cold)}x, warm ${ratio(cairnResult.warm, resticResult.warm)}x (target ≥ 3x)`,
-  );
+  const [plain, cairnResult, resticResult] = ['plain file', 'cairn mount', 'restic mount'].map(byLabel);
+  if (cairnResult && plain) {
+    console.log(
+      `\ncairn / plain file: cold ${ratio(cairnResult.cold, plain.cold)}x, warm ${ratio(cairnResult.warm, plain.warm)}x (target ≥ 0.5x)`,
+    );
+  }
+  if (cairnResult && resticResult) {
+    console.log(
+      `cairn / restic mount: cold ${ratio(cairnResult.cold, resticResult.cold)}x, warm ${ratio(cairnResult.warm, resticResult.warm)}x (target ≥ 3x)`,
+    );
+  }
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   for (const dir of ['cairn-mnt', 'restic-mnt']) {
@@ -110,5 +142,5 @@ try {
       if (isMounted(path)) run('fusermount', ['-u', '-z', path]);
     } catch {}
   }
-  rmSync(work, { recursive: true, force: true });
+  if (!keptWork) rmSync(work, { recursive: true, force: true });
 }

@@ -12,6 +12,7 @@ const SEQUENTIAL_SLACK_BYTES = 1024 * 1024;
  * out of order from several FUSE threads), asks the reader for the next blocks before they are
  * needed. The reads land in the catalog's shared chunk cache, which coalesces them with the real
  * reads; failures are ignored here and surface, with their log line, when the range is really read.
+ * Holes are skipped (the index says so): fetching one would only zero-fill a block and drop it.
  */
 export class SequentialReadAhead {
   private lastEnd = -1;
@@ -35,11 +36,19 @@ export class SequentialReadAhead {
     const target = Math.min(this.reader.size, offset + length + this.window);
     let from = Math.max(this.fetchedUntil, offset + length);
     from = Math.floor(from / blockSize) * blockSize;
-    while (from < target) {
-      const to = Math.min(this.reader.size, from + blockSize);
-      this.reader.read(from, to - from).catch(() => undefined);
-      from = to;
+    if (from >= target) return;
+    const to = Math.min(this.reader.size, Math.ceil(target / blockSize) * blockSize);
+    this.fetchedUntil = Math.max(this.fetchedUntil, to);
+    this.fetch(from, to, blockSize).catch(() => undefined);
+  }
+
+  private async fetch(from: number, to: number, blockSize: number): Promise<void> {
+    // Extents the reader does not describe count as data.
+    const holes = (await this.reader.allocation(from, to - from)).filter((extent) => extent.zero);
+    for (let block = from; block < to; block += blockSize) {
+      const end = Math.min(this.reader.size, block + blockSize);
+      if (holes.some((hole) => hole.offset <= block && hole.offset + hole.length >= end)) continue;
+      this.reader.read(block, end - block).catch(() => undefined);
     }
-    this.fetchedUntil = Math.max(this.fetchedUntil, from);
   }
 }

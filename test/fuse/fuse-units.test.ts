@@ -43,27 +43,35 @@ describe('SequentialReadAhead', () => {
     };
   }
 
-  it('fetches the next blocks once reads are sequential, each block once', () => {
+  // The read-ahead asks for the allocation first, then reads: let those promises settle.
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('fetches the next blocks once reads are sequential, each block once', async () => {
     const reader = recorder(64 * 1024 * 1024, 1024 * 1024);
     const ahead = new SequentialReadAhead(reader);
     ahead.noteRead(0, 131072);
+    await settle();
     expect(reader.reads).toEqual([]);
     ahead.noteRead(131072, 131072);
+    await settle();
     const first = [...reader.reads];
     expect(first.length).toBeGreaterThan(1);
     expect(first.every((offset) => offset % (1024 * 1024) === 0)).toBe(true);
     ahead.noteRead(262144, 131072);
+    await settle();
     expect(reader.reads.length).toBe(first.length); // nothing new within the window
     expect(new Set(reader.reads).size).toBe(reader.reads.length);
   });
 
-  it('does nothing for random reads and stops at the end of the disk', () => {
+  it('does nothing for random reads and stops at the end of the disk', async () => {
     const reader = recorder(3 * 1024 * 1024, 1024 * 1024);
     const ahead = new SequentialReadAhead(reader);
     ahead.noteRead(2 * 1024 * 1024, 4096);
     ahead.noteRead(0, 4096);
+    await settle();
     expect(reader.reads).toEqual([]);
     ahead.noteRead(4096, 4096);
+    await settle();
     expect(Math.max(...reader.reads)).toBeLessThan(3 * 1024 * 1024);
   });
 });
@@ -90,5 +98,53 @@ describe('BlockWindow', () => {
     expect(reads[1]).toEqual([131000, 1000]);
     expect(await window.read(3 * 65536, 100)).toEqual(disk.subarray(3 * 65536));
     expect(reads[2]).toEqual([3 * 65536, 100]);
+  });
+
+  it('answers a hole from zeros without reading it', async () => {
+    const { BlockWindow } = await import('../../src/fuse/block-window.js');
+    const reads: number[] = [];
+    const reader: BlockReader = {
+      size: 4 * 65536,
+      blockSize: 65536,
+      read: async (offset, length) => (reads.push(offset), Buffer.alloc(length, 1)),
+      // The second block is a hole.
+      allocation: async (offset, length) =>
+        [
+          { offset: 0, length: 65536, zero: false },
+          { offset: 65536, length: 65536, zero: true },
+          { offset: 131072, length: 131072, zero: false },
+        ].filter((e) => e.offset < offset + length && e.offset + e.length > offset),
+    };
+    const window = new BlockWindow(reader);
+    expect(await window.read(65536 + 100, 1000)).toEqual(Buffer.alloc(1000));
+    expect(window.peek(65536, 65536)).toEqual(Buffer.alloc(65536));
+    expect(reads).toEqual([]);
+    expect(await window.read(131072, 10)).toEqual(Buffer.alloc(10, 1));
+    expect(reads).toEqual([131072]);
+  });
+});
+
+describe('SequentialReadAhead over holes', () => {
+  it('skips blocks the index marks as holes', async () => {
+    const reads: number[] = [];
+    const mib = 1024 * 1024;
+    const reader: BlockReader = {
+      size: 16 * mib,
+      blockSize: mib,
+      read: async (offset, length) => (reads.push(offset), Buffer.alloc(length)),
+      // Blocks 4-7 are a hole.
+      allocation: async (offset, length) =>
+        [
+          { offset: 0, length: 4 * mib, zero: false },
+          { offset: 4 * mib, length: 4 * mib, zero: true },
+          { offset: 8 * mib, length: 8 * mib, zero: false },
+        ].filter((e) => e.offset < offset + length && e.offset + e.length > offset),
+    };
+    const ahead = new SequentialReadAhead(reader);
+    ahead.noteRead(0, 131072);
+    ahead.noteRead(131072, 131072);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(reads.length).toBeGreaterThan(4);
+    expect(reads.some((offset) => offset >= 4 * mib && offset < 8 * mib)).toBe(false);
   });
 });
