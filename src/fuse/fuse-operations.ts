@@ -28,6 +28,21 @@ interface OpenFile {
   reader: BlockReader;
   readAhead: SequentialReadAhead;
   window: BlockWindow;
+  /** The reader's copy-into-a-buffer read, when it has one (see readIntoOf). */
+  readInto: ReadInto | undefined;
+}
+
+type ReadInto = (offset: number, length: number, target: Buffer) => Promise<void>;
+
+/**
+ * A reader that copies out of its chunk cache anyway (DiskReader.readInto) can copy straight into
+ * libfuse's reply buffer: one copy per request, where holding its block would first copy the whole
+ * block out of the cache into a fresh buffer and then each request out of that.
+ */
+function readIntoOf(reader: BlockReader): ReadInto | undefined {
+  const candidate = (reader as BlockReader & { readInto?: unknown }).readInto;
+  if (typeof candidate !== 'function') return undefined;
+  return (offset, length, target) => (candidate as ReadInto).call(reader, offset, length, target);
 }
 
 /** Counts requests being served, so an unmount can let them finish first. */
@@ -180,7 +195,13 @@ export function makeFuseOperations(
           const fd = nextFd++;
           // fuse-native passes fds as uint32 and treats 0 as "none": wrap well before that.
           if (nextFd > 0x7fffffff) nextFd = 1;
-          files.set(fd, { path, reader, readAhead: new SequentialReadAhead(reader), window: new BlockWindow(reader) });
+          files.set(fd, {
+            path,
+            reader,
+            readAhead: new SequentialReadAhead(reader),
+            window: new BlockWindow(reader),
+            readInto: readIntoOf(reader),
+          });
           cb(0, fd);
         },
         (e) => cb(e),
@@ -207,6 +228,16 @@ export function makeFuseOperations(
         return;
       }
       file.readAhead.noteRead(pos, length);
+      const readInto = file.readInto;
+      if (readInto) {
+        answer(
+          () => readInto(pos, length, buf),
+          () => cb(length),
+          (e) => cb(e),
+          `read ${path} at ${pos} (${length} bytes)`,
+        );
+        return;
+      }
       const held = file.window.peek(pos, length);
       if (held) {
         held.copy(buf, 0, 0, length);

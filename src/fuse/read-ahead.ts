@@ -48,7 +48,9 @@ export class SequentialReadAhead {
     for (let block = from; block < to; block += blockSize) {
       const end = Math.min(this.reader.size, block + blockSize);
       if (holes.some((hole) => hole.offset <= block && hole.offset + hole.length >= end)) continue;
-      this.reader.read(block, end - block).catch(() => undefined);
+      // One byte is enough to load the whole chunk into the shared cache; asking for the block would
+      // have a reader that copies out of its cache copy (and allocate) a block only to drop it.
+      this.reader.read(block, 1).catch(() => undefined);
     }
   }
 }

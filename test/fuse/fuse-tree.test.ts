@@ -73,6 +73,35 @@ async function expectFilesInPartition(partitionFile: string, files: Record<strin
 }
 
 describe('FUSE tree over a repository', () => {
+  it('reads straight into the reply buffer when the reader can copy into one (readInto)', async () => {
+    const source = randomDisk('direct.img', 2 * MiB + 4321);
+    const holey = join(dir, 'holey.img');
+    writeFileSync(holey, Buffer.concat([randomBytes(MiB), Buffer.alloc(2 * MiB), randomBytes(777)]));
+    const point = await backup(repo, 'web', { sda: source, sdb: holey });
+    const base = catalogOf(repo);
+    let directReads = 0;
+    // The repository's readers, given the optional copy-into-a-buffer read.
+    const catalog = Object.assign(Object.create(base) as typeof base, {
+      openDisk: async (vm: string, id: string, disk: string) => {
+        const reader = await base.openDisk(vm, id, disk);
+        return {
+          size: reader.size,
+          blockSize: reader.blockSize,
+          read: (offset: number, length: number) => reader.read(offset, length),
+          allocation: (offset: number, length: number) => reader.allocation(offset, length),
+          readInto: async (offset: number, length: number, target: Buffer) => {
+            directReads++;
+            (await reader.read(offset, length)).copy(target);
+          },
+        };
+      },
+    });
+    mounts.push(await mountCatalog(catalog, mnt));
+    expect((await sh('cmp', [source, join(mnt, 'web', point, 'sda.raw')])).code).toBe(0);
+    expect((await sh('cmp', [holey, join(mnt, 'web', point, 'sdb.raw')])).code).toBe(0);
+    expect(directReads).toBeGreaterThan(0);
+  });
+
   it('shows VM/POINT/DISK.raw with exact bytes, size, mtime, modes, latest and config', async () => {
     const source = randomDisk('disk0.img', 3 * MiB + 12345);
     const sparse = join(dir, 'disk1.img');
