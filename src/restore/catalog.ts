@@ -1,7 +1,7 @@
 import type { BlockReader, ChangeMap } from '../core/block-reader.js';
 import type { Catalog, PointInfo, RepositorySpace } from '../core/catalog.js';
 import { CairnError } from '../core/errors.js';
-import { ByteCache } from '../util/cache.js';
+import { ChunkCache } from '../util/cache.js';
 import type { DiskIndex } from '../store/disk-index.js';
 import type { PointManifest } from '../store/manifest.js';
 import { Repository } from '../store/repository.js';
@@ -31,14 +31,14 @@ export function pointInfoOf(manifest: PointManifest): PointInfo {
 
 /** The Catalog over a local repository: what NBD, FUSE and the CLI read restore points through. */
 export class RepositoryCatalog implements Catalog {
-  readonly cache: ByteCache<Buffer>;
+  readonly cache: ChunkCache;
   private readonly indexes = new Map<string, Promise<DiskIndex>>();
 
   constructor(
     readonly repo: Repository,
     options: CatalogOptions = {},
   ) {
-    this.cache = new ByteCache<Buffer>(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    this.cache = new ChunkCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
   }
 
   async listVms(): Promise<string[]> {

@@ -2,38 +2,48 @@ import type { BlockReader } from '../core/block-reader.js';
 import type { ChunkReader } from '../core/chunk-store.js';
 import { CairnError } from '../core/errors.js';
 import type { AllocationExtent } from '../core/extent.js';
-import type { ByteCache } from '../util/cache.js';
+import { ByteCache, ChunkCache, type BufferLease } from '../util/cache.js';
 import { isHoleSlot, patchesOf, type DiskIndex } from '../store/disk-index.js';
 import { assembleSlot, patchedSlotKey } from '../store/slot-content.js';
 
 /** How many chunks to fetch ahead once reads are sequential. */
 const READ_AHEAD_CHUNKS = 4;
 
+/** A chunk reader that can also decode straight into a buffer it is given (FsChunkStore can). */
+export type SlotChunkReader = ChunkReader & { readChunkInto?(digest: string, target: () => Buffer): Promise<Buffer> };
+
 /**
  * A restore point's disk as a BlockReader: chunks come from a byte-bounded cache shared by every
  * reader (NBD connections, FUSE, cat), concurrent misses for one chunk are loaded once, and
- * sequential access triggers read-ahead of the next chunks.
+ * sequential access triggers read-ahead of the next chunks. The cache reuses its memory, so every
+ * read copies its bytes out (a memcpy, far cheaper than the decode and hash behind each chunk).
  */
 export class DiskReader implements BlockReader {
   readonly size: number;
   readonly blockSize: number;
   private lastReadEnd = -1;
+  private readonly cache: ChunkCache;
 
+  /** A ByteCache (the former cache type, still accepted) gives the reader a private ChunkCache of the same size. */
   constructor(
     private readonly index: DiskIndex,
-    private readonly chunks: ChunkReader,
-    private readonly cache: ByteCache<Buffer>,
+    private readonly chunks: SlotChunkReader,
+    cache: ChunkCache | ByteCache<Buffer>,
     private readonly label: string,
   ) {
     this.size = index.diskSize;
     this.blockSize = index.chunkSize;
+    this.cache = cache instanceof ByteCache ? new ChunkCache(cache.maxBytes) : cache;
   }
 
   private chunkLength(chunkIndex: number): number {
     return Math.min(this.blockSize, this.size - chunkIndex * this.blockSize);
   }
 
-  private loadChunk = (digest: string): Promise<Buffer> => this.cache.get(digest, () => this.chunks.readChunk(digest));
+  private loadChunk = (digest: string): Promise<BufferLease> =>
+    this.cache.acquire(digest, this.blockSize, (takeSlot) =>
+      this.chunks.readChunkInto ? this.chunks.readChunkInto(digest, takeSlot) : this.chunks.readChunk(digest),
+    );
 
   /** The cache key of a slot's content; undefined for a hole. */
   private slotKey(chunkIndex: number): string | undefined {
@@ -43,8 +53,8 @@ export class DiskReader implements BlockReader {
     return isHoleSlot(this.index, chunkIndex) ? undefined : patchedSlotKey(digest, patches);
   }
 
-  /** Plaintext of one slot (chunk), or undefined for a hole. */
-  private async chunk(chunkIndex: number): Promise<Buffer | undefined> {
+  /** Plaintext of one slot (chunk), leased from the cache, or undefined for a hole. */
+  private async chunk(chunkIndex: number): Promise<BufferLease | undefined> {
     const key = this.slotKey(chunkIndex);
     if (key === undefined) return undefined;
     try {
@@ -52,7 +62,21 @@ export class DiskReader implements BlockReader {
       if (patches.length === 0) return await this.loadChunk(key);
       // A patched slot is assembled once and cached as a whole, so small reads do not rebuild it.
       const digest = this.index.digests.get(chunkIndex);
-      return await this.cache.get(key, async () => (await assembleSlot(digest, patches, this.chunkLength(chunkIndex), this.loadChunk))!);
+      return await this.cache.acquire(key, this.blockSize, async (takeSlot) => {
+        const leases: BufferLease[] = [];
+        try {
+          const assembled = await assembleSlot(digest, patches, this.chunkLength(chunkIndex), async (d) => {
+            const lease = await this.loadChunk(d);
+            leases.push(lease);
+            return lease.data;
+          });
+          // Not a hole (slotKey said so); kept in a slot so the cache counts it like any chunk.
+          const slot = takeSlot();
+          return assembled!.copy(slot) === assembled!.length ? slot.subarray(0, assembled!.length) : assembled!;
+        } finally {
+          for (const lease of leases) lease.release();
+        }
+      });
     } catch (err) {
       if (err instanceof CairnError) {
         err.context.disk ??= this.label;
@@ -68,43 +92,60 @@ export class DiskReader implements BlockReader {
       const key = this.slotKey(i);
       if (key !== undefined && !this.cache.has(key)) {
         // Errors surface when the chunk is really read; a prefetch failure must not be reported twice.
-        this.chunk(i).catch(() => undefined);
+        this.chunk(i).then(
+          (lease) => lease?.release(),
+          () => undefined,
+        );
       }
     }
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    this.checkRange(offset, length);
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(offset, length, out);
+    return out;
+  }
+
+  /** Reads `length` bytes at `offset` into `target` (at `targetOffset`); every byte is written. */
+  async readInto(offset: number, length: number, target: Buffer, targetOffset = 0): Promise<void> {
+    this.checkRange(offset, length);
+    if (targetOffset < 0 || targetOffset + length > target.length) {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `target of ${target.length} bytes cannot take ${length} at ${targetOffset}`);
+    }
+    const sequential = offset === this.lastReadEnd;
+    this.lastReadEnd = offset + length;
+    if (length === 0) return;
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((offset + length - 1) / this.blockSize);
+    if (sequential) this.readAhead(last + 1);
+    const pieces = [];
+    for (let i = first; i <= last; i++) pieces.push(this.chunk(i));
+    // Settled, not all: every lease that was granted must be released, even when a sibling failed.
+    const settled = await Promise.allSettled(pieces);
+    try {
+      for (let i = first; i <= last; i++) {
+        const result = settled[i - first]!;
+        if (result.status === 'rejected') throw result.reason;
+        const chunkStart = i * this.blockSize;
+        const from = Math.max(offset, chunkStart) - chunkStart;
+        const to = Math.min(offset + length, chunkStart + this.chunkLength(i)) - chunkStart;
+        const at = targetOffset + chunkStart + from - offset;
+        if (result.value) result.value.data.copy(target, at, from, to);
+        else target.fill(0, at, at + to - from);
+      }
+    } finally {
+      for (const result of settled) if (result.status === 'fulfilled') result.value?.release();
+    }
+  }
+
+  private checkRange(offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       throw new CairnError('ERR_OUT_OF_RANGE', `read of ${length} bytes at ${offset} is outside ${this.label} (size ${this.size})`, {
         offset,
         length,
       });
     }
-    const sequential = offset === this.lastReadEnd;
-    this.lastReadEnd = offset + length;
-    if (length === 0) return Buffer.alloc(0);
-    const first = Math.floor(offset / this.blockSize);
-    const last = Math.floor((offset + length - 1) / this.blockSize);
-    if (sequential) this.readAhead(last + 1);
-    const pieces = [];
-    for (let i = first; i <= last; i++) pieces.push(this.chunk(i));
-    const chunks = await Promise.all(pieces);
-    if (first === last) {
-      const data = chunks[0];
-      const start = offset - first * this.blockSize;
-      return data ? data.subarray(start, start + length) : Buffer.alloc(length);
-    }
-    // Every byte is written below (data copied, holes zero-filled): no need to zero the whole buffer.
-    const out = Buffer.allocUnsafe(length);
-    for (let i = first; i <= last; i++) {
-      const data = chunks[i - first];
-      const chunkStart = i * this.blockSize;
-      const from = Math.max(offset, chunkStart) - chunkStart;
-      const to = Math.min(offset + length, chunkStart + this.chunkLength(i)) - chunkStart;
-      if (data) data.copy(out, chunkStart + from - offset, from, to);
-      else out.fill(0, chunkStart + from - offset, chunkStart + to - offset);
-    }
-    return out;
   }
 
   async allocation(offset: number, length: number): Promise<AllocationExtent[]> {

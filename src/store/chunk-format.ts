@@ -139,3 +139,40 @@ export async function decodeChunk(file: Buffer, digest: string, options: { fileI
   if ((await sha256HexAsync(plain)) !== digest) throw corrupt('content does not match its digest');
   return plain;
 }
+
+/**
+ * Decodes a chunk whose header was read apart and whose payload (`payloadLength` bytes) was read into
+ * the start of `target`, leaving the verified plaintext at the start of `target`; returns that view.
+ * Returns undefined when the plaintext or payload does not fit in `target` (the caller then reads the
+ * chunk another way). Damage is ERR_CHUNK_CORRUPT as in decodeChunk.
+ */
+export async function decodeChunkInto(header: Buffer, payloadLength: number, target: Buffer, digest: string): Promise<Buffer | undefined> {
+  const corrupt = (reason: string, cause?: unknown) =>
+    new CairnError('ERR_CHUNK_CORRUPT', `chunk ${digest} is damaged: ${reason}`, { chunkId: digest }, { cause });
+  if (header.length < CHUNK_FILE.HEADER_SIZE || !header.subarray(0, 4).equals(CHUNK_FILE.MAGIC)) throw corrupt('bad header');
+  const version = header.readUInt8(4);
+  if (version !== CHUNK_FILE.VERSION) throw corrupt(`unknown format version ${version}`);
+  const codec = header.readUInt8(5);
+  const plainLength = header.readUInt32BE(8);
+  if (plainLength > CHUNK_FILE.MAX_PLAIN_LENGTH) throw corrupt(`length ${plainLength} too large`);
+  if (plainLength > target.length || payloadLength > target.length) return undefined;
+  const plain = target.subarray(0, plainLength);
+  if (codec === CHUNK_FILE.CODEC_PLAIN) {
+    if (payloadLength !== plainLength) throw corrupt(`length ${payloadLength}, header says ${plainLength}`);
+  } else if (codec === CHUNK_FILE.CODEC_ZSTD) {
+    let decoded: Buffer;
+    try {
+      decoded = await zstd.decompress(target.subarray(0, payloadLength));
+    } catch (err) {
+      throw corrupt('zstd frame does not decode', err);
+    }
+    if (decoded.length !== plainLength) throw corrupt(`length ${decoded.length}, header says ${plainLength}`);
+    // The binding allocates its output; the caller's buffer is reused memory, so the copy is cheap
+    // and the binding's buffer dies young.
+    decoded.copy(target);
+  } else {
+    throw corrupt(`unknown codec ${codec}`);
+  }
+  if ((await sha256HexAsync(plain)) !== digest) throw corrupt('content does not match its digest');
+  return plain;
+}

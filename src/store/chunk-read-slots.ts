@@ -1,4 +1,4 @@
-import { close, fstat, open, read } from 'node:fs';
+import { close, fstat, open, read, readv } from 'node:fs';
 import { CHUNK_FILE } from './chunk-format.js';
 
 /** A read slot's buffer starts this large and grows to the largest chunk file seen (plus slack). */
@@ -12,6 +12,11 @@ const MAX_FILE_BYTES = CHUNK_FILE.HEADER_SIZE + CHUNK_FILE.MAX_PLAIN_LENGTH;
 export interface ReadSlot {
   /** The whole chunk file, a view of the slot's buffer: valid only until `release()`. */
   readFile(path: string): Promise<Buffer>;
+  /**
+   * Reads a chunk file's header into the slot's buffer and its payload straight into `target`, in
+   * one system call. `payloadLength` may exceed `target.length` (the file did not fit).
+   */
+  readFileInto(path: string, target: Buffer): Promise<{ header: Buffer; payloadLength: number }>;
   release(): void;
 }
 
@@ -34,6 +39,21 @@ class Slot implements ReadSlot {
       return this.buffer.subarray(0, length);
     } finally {
       // Nothing waits on the close: a read-only descriptor has nothing left to report.
+      close(fd, () => undefined);
+    }
+  }
+
+  async readFileInto(path: string, target: Buffer): Promise<{ header: Buffer; payloadLength: number }> {
+    const fd = await new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+    try {
+      const header = this.buffer.subarray(0, CHUNK_FILE.HEADER_SIZE);
+      // One more byte than fits tells whether the payload was longer than `target`.
+      const rest = this.buffer.subarray(CHUNK_FILE.HEADER_SIZE, CHUNK_FILE.HEADER_SIZE + 1);
+      const length = await new Promise<number>((resolve, reject) =>
+        readv(fd, [header, target, rest], 0, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+      return { header: header.subarray(0, Math.min(length, header.length)), payloadLength: Math.max(0, length - header.length) };
+    } finally {
       close(fd, () => undefined);
     }
   }

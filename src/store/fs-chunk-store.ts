@@ -2,7 +2,7 @@ import { open, readdir, rename, stat, unlink, utimes, mkdir } from 'node:fs/prom
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
 import type { ChunkStore } from '../core/chunk-store.js';
-import { decodeChunk, encodeChunk } from './chunk-format.js';
+import { decodeChunk, decodeChunkInto, encodeChunk } from './chunk-format.js';
 import { ChunkReadSlots } from './chunk-read-slots.js';
 import { tempPathFor } from '../util/atomic-file.js';
 import { startWriteback, syncFilesystem } from '../util/native.js';
@@ -38,6 +38,13 @@ export function translateWriteError(err: unknown, path: string): unknown {
   return err;
 }
 
+function readError(err: unknown, digest: string, path: string): CairnError {
+  if (systemErrorCode(err) === 'ENOENT') {
+    return new CairnError('ERR_CHUNK_MISSING', `chunk ${digest} is missing from the repository`, { chunkId: digest, file: path });
+  }
+  return new CairnError('ERR_IO', `cannot read chunk ${digest}: ${(err as Error).message}`, { chunkId: digest, file: path }, { cause: err });
+}
+
 /**
  * Chunks as files under `chunks/<first two hex digits>/<digest>`. Writes go to a temp file and are
  * renamed into place, so a reader sees a whole chunk or none. Durability is deferred: the writer calls
@@ -62,24 +69,35 @@ export class FsChunkStore implements ChunkStore {
     const path = this.chunkPath(digest);
     const slot = await this.readSlots.acquire();
     try {
-      let file: Buffer;
-      try {
-        file = await slot.readFile(path);
-      } catch (err) {
-        if (systemErrorCode(err) === 'ENOENT') {
-          throw new CairnError('ERR_CHUNK_MISSING', `chunk ${digest} is missing from the repository`, { chunkId: digest, file: path });
-        }
-        throw new CairnError(
-          'ERR_IO',
-          `cannot read chunk ${digest}: ${(err as Error).message}`,
-          { chunkId: digest, file: path },
-          { cause: err },
-        );
-      }
+      const file = await slot.readFile(path).catch((err: unknown) => {
+        throw readError(err, digest, path);
+      });
       return await decodeChunk(file, digest, { fileIsScratch: true });
     } finally {
       slot.release();
     }
+  }
+
+  /**
+   * Reads a chunk's verified plaintext into the start of `target` (a buffer of at least the chunk's
+   * size, such as a cache slot) and returns that view: a stored-plain chunk is read in place, a zstd
+   * one decoded into it. A chunk larger than `target` comes back in a buffer of its own. A function
+   * for `target` is called once this read's turn has come (see ChunkReadSlots), not before.
+   */
+  async readChunkInto(digest: string, targetOf: Buffer | (() => Buffer)): Promise<Buffer> {
+    const path = this.chunkPath(digest);
+    const slot = await this.readSlots.acquire();
+    let plain: Buffer | undefined;
+    try {
+      const target = typeof targetOf === 'function' ? targetOf() : targetOf;
+      const { header, payloadLength } = await slot.readFileInto(path, target).catch((err: unknown) => {
+        throw readError(err, digest, path);
+      });
+      plain = await decodeChunkInto(header, payloadLength, target, digest);
+    } finally {
+      slot.release();
+    }
+    return plain ?? this.readChunk(digest);
   }
 
   async touchChunk(digest: string): Promise<boolean> {

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { isCairnError } from '../../core/errors.js';
 import { NbdByteQueue } from '../protocol/byte-queue.js';
 import type { ByteBudget } from './byte-budget.js';
+import type { ReplyBufferPool } from './reply-buffers.js';
 import type { ExportRegistry } from './export-registry.js';
 import { negotiate } from './negotiation.js';
 import type { NbdLogger } from './nbd-logger.js';
@@ -17,6 +18,7 @@ export interface ConnectionOptions {
   writeStallTimeoutMs: number;
   connectionBudgetBytes: number;
   serverBudget: ByteBudget;
+  replyBuffers?: ReplyBufferPool;
   newConnectionBudget: () => ByteBudget;
 }
 
@@ -82,6 +84,7 @@ export class NbdConnection {
         log: options.log,
         maxPayload: options.maxPayload,
         budgets: [options.newConnectionBudget(), options.serverBudget],
+        ...(options.replyBuffers ? { replyBuffers: options.replyBuffers } : {}),
       });
       if (this.shuttingDown) this.transmission.stop();
       await this.transmission.run();

@@ -33,15 +33,27 @@ export class ReplyWriter {
     return this.closed || this.socket.destroyed;
   }
 
-  async send(buffers: readonly Buffer[]): Promise<void> {
-    if (this.isClosed) return;
+  /**
+   * @param onWritten called once the socket no longer needs the buffers (written to the kernel, or
+   *   dropped because the socket closed), so their memory may be reused.
+   */
+  async send(buffers: readonly Buffer[], onWritten?: () => void): Promise<void> {
+    if (this.isClosed) {
+      onWritten?.();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       setImmediate(() => this.flush());
     }
     let ok = true;
-    for (const buf of buffers) ok = this.socket.write(buf) && ok;
+    const lastIndex = buffers.length - 1;
+    // A stream calls write callbacks in order, so the last one's callback means all were written.
+    buffers.forEach((buf, i) => {
+      ok = (i === lastIndex && onWritten ? this.socket.write(buf, () => onWritten()) : this.socket.write(buf)) && ok;
+    });
+    if (lastIndex < 0) onWritten?.();
     if (ok) return;
     await new Promise<void>((resolve) => {
       if (this.isClosed) return resolve();

@@ -19,6 +19,7 @@ import type { NegotiatedSession } from './negotiation.js';
 import type { NbdLogger } from './nbd-logger.js';
 import { errorMessage, toNbdError } from './nbd-errors.js';
 import type { ReplyWriter } from './reply-writer.js';
+import { canReadInto, type ReplyBufferPool } from './reply-buffers.js';
 
 const DONE = NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE;
 /** Budget charged for requests that carry no data, so a flood of them still queues. */
@@ -33,6 +34,8 @@ export interface TransmissionDeps {
   log: NbdLogger;
   maxPayload: number;
   budgets: readonly ByteBudget[];
+  /** Reused reply payload buffers (shared by the server's connections). */
+  replyBuffers?: ReplyBufferPool;
 }
 
 /**
@@ -116,7 +119,7 @@ export class Transmission {
     if (request.length > maxPayload) {
       return fail(NBD_ERROR.NBD_EINVAL, `request of ${request.length} bytes exceeds the maximum of ${maxPayload}`);
     }
-    const cost = readCost(request.offset, request.length, session.export.reader.blockSize);
+    const cost = readCost(request.length);
     if (request.type === NBD_CMD.NBD_CMD_CACHE) return this.runBudgeted(cost, () => this.cache(request));
     return this.runBudgeted(cost, () => this.read(request));
   }
@@ -144,10 +147,24 @@ export class Transmission {
   private async read(request: NbdRequest): Promise<void> {
     const { reader } = this.deps.session.export;
     const { writer } = this.deps;
+    const taken: Buffer[] = [];
+    let handedOver = false;
+    const readPiece = async (offset: number, length: number): Promise<Buffer> => {
+      const pool = this.deps.replyBuffers;
+      if (!pool || !canReadInto(reader)) return reader.read(offset, length);
+      const buffer = pool.take(length);
+      taken.push(buffer);
+      await reader.readInto(offset, length, buffer);
+      return buffer;
+    };
+    const giveBack = (): void => {
+      for (const buffer of taken) this.deps.replyBuffers?.give(buffer);
+    };
     try {
       if (!this.deps.session.structuredReplies) {
-        const data = await reader.read(request.offset, request.length);
-        await writer.send([encodeSimpleReply(request.cookie, 0), data]);
+        const data = await readPiece(request.offset, request.length);
+        handedOver = true;
+        await writer.send([encodeSimpleReply(request.cookie, 0), data], giveBack);
         return;
       }
       if (request.length === 0) return await writer.send([encodeNoneChunk(request.cookie, DONE)]);
@@ -156,16 +173,21 @@ export class Transmission {
         ? [{ offset: request.offset, length: request.length, zero: false }]
         : coverRange(await reader.allocation(request.offset, request.length), request.offset, request.length);
       // Every piece is read before anything is sent: DONE must not be sent while an error is still possible.
-      const data = await Promise.all(pieces.map((p) => (p.zero ? undefined : reader.read(p.offset, p.length))));
+      const settled = await Promise.allSettled(pieces.map((p) => (p.zero ? undefined : readPiece(p.offset, p.length))));
+      const failed = settled.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
       const buffers: Buffer[] = [];
       pieces.forEach((piece, i) => {
         const flags = i === pieces.length - 1 ? DONE : 0;
-        const bytes = data[i];
+        const bytes = (settled[i] as PromiseFulfilledResult<Buffer | undefined>).value;
         if (bytes === undefined) buffers.push(encodeOffsetHoleChunk(request.cookie, flags, piece.offset, piece.length));
         else buffers.push(encodeOffsetDataHeader(request.cookie, flags, piece.offset, bytes.length), bytes);
       });
-      await writer.send(buffers);
+      handedOver = true;
+      await writer.send(buffers, giveBack);
     } catch (err) {
+      // Buffers not handed to the socket are free again (all pieces have settled by now).
+      if (!handedOver) giveBack();
       this.logFailure(request, err);
       await this.sendError(request, toNbdError(err), errorMessage(err), errorOffset(err, request));
     }
@@ -239,14 +261,12 @@ export class Transmission {
 }
 
 /**
- * What a read may hold in memory: every chunk it touches is loaded whole, so a 4 KiB read of an
- * uncached chunk costs a chunk, and the budget caps concurrent chunk loads, not just reply bytes.
+ * What a read holds in memory while in flight: its reply bytes. The chunks it touches are loaded into
+ * the reader's chunk cache, whose memory is bounded on its own (loads in flight included), so charging
+ * whole chunks here (as before the cache reused its memory) only held back concurrency.
  */
-export function readCost(offset: number, length: number, blockSize: number): number {
-  const block = Math.max(SMALL_REQUEST_COST, blockSize);
-  if (length === 0) return SMALL_REQUEST_COST;
-  const chunks = Math.floor((offset + length - 1) / block) - Math.floor(offset / block) + 1;
-  return Math.max(length, chunks * block);
+export function readCost(length: number): number {
+  return Math.max(SMALL_REQUEST_COST, length);
 }
 
 /** Command flags each command accepts; undefined for unknown commands. */

@@ -96,12 +96,12 @@ describe('coverRange', () => {
 });
 
 describe('readCost', () => {
-  it('charges whole chunks, since a miss loads the whole chunk', () => {
+  it('charges the reply bytes, at least a page', () => {
     const MiB = 1024 * 1024;
-    expect(readCost(0, 4096, MiB)).toBe(MiB);
-    expect(readCost(MiB - 4096, 8192, MiB)).toBe(2 * MiB);
-    expect(readCost(0, 32 * MiB, MiB)).toBe(32 * MiB);
-    expect(readCost(5, 0, MiB)).toBe(4096);
-    expect(readCost(0, 100, 512)).toBe(4096);
+    expect(readCost(4096)).toBe(4096);
+    expect(readCost(8192)).toBe(8192);
+    expect(readCost(32 * MiB)).toBe(32 * MiB);
+    expect(readCost(0)).toBe(4096);
+    expect(readCost(100)).toBe(4096);
   });
 });
