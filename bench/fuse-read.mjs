@@ -3,7 +3,8 @@
 // restic, and `npm run build` first. Usage: node bench/fuse-read.mjs [sizeMiB=2048] [runs=3]
 // Targets (issue 5): cairn ≥ 0.5× the plain file, ≥ 3× restic mount.
 // Env: FUSE_BENCH_WORK=DIR keeps the image and both repositories in DIR and reuses them on the next
-// run (for iterating on the mount); FUSE_BENCH_ONLY=plain,cairn,restic runs only those readers.
+// run (for iterating on the mount); FUSE_BENCH_ONLY=plain,cairn,null,restic runs only those readers
+// (null: a fuse-native file answered from a static buffer, the ceiling of the FUSE path itself).
 import { existsSync, mkdtempSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -14,7 +15,7 @@ const sizeMiB = Number(process.argv[2] ?? 2048);
 const runs = Number(process.argv[3] ?? 3);
 const cairn = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'cairn');
 const keptWork = process.env.FUSE_BENCH_WORK;
-const only = new Set((process.env.FUSE_BENCH_ONLY ?? 'plain,cairn,restic').split(','));
+const only = new Set((process.env.FUSE_BENCH_ONLY ?? 'plain,cairn,null,restic').split(','));
 if (keptWork) mkdirSync(keptWork, { recursive: true });
 const work = keptWork ?? mkdtempSync(join(tmpdir(), 'cairn-bench-fuse-'));
 const reuse = keptWork !== undefined && existsSync(join(work, 'ready'));
@@ -99,6 +100,22 @@ try {
     );
   }
 
+  if (only.has('null')) {
+    // The same reads from a fuse-native file that costs nothing to produce: the FUSE path's ceiling.
+    const nullDir = join(work, 'null-mnt');
+    mkdirSync(nullDir, { recursive: true });
+    const util = join(dirname(fileURLToPath(import.meta.url)), 'lib', 'fuse-bench-util.mjs');
+    rows.push(
+      await measureMount(
+        'null fuse-native file',
+        () => mounted('node', [util, 'null-mount', nullDir, String(sizeMiB * MiB)], {}, nullDir),
+        async () => join(nullDir, 'null.raw'),
+        [],
+        nullDir,
+      ),
+    );
+  }
+
   if (only.has('restic')) {
     const resticDir = join(work, 'restic-mnt');
     mkdirSync(resticDir, { recursive: true });
@@ -129,6 +146,12 @@ try {
       `\ncairn / plain file: cold ${ratio(cairnResult.cold, plain.cold)}x, warm ${ratio(cairnResult.warm, plain.warm)}x (target ≥ 0.5x)`,
     );
   }
+  const nullResult = byLabel('null fuse-native file');
+  if (nullResult && plain) {
+    console.log(
+      `null fuse-native file / plain file (the FUSE path's ceiling): cold ${ratio(nullResult.cold, plain.cold)}x, warm ${ratio(nullResult.warm, plain.warm)}x`,
+    );
+  }
   if (cairnResult && resticResult) {
     console.log(
       `cairn / restic mount: cold ${ratio(cairnResult.cold, resticResult.cold)}x, warm ${ratio(cairnResult.warm, resticResult.warm)}x (target ≥ 3x)`,
@@ -136,7 +159,7 @@ try {
   }
 } finally {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  for (const dir of ['cairn-mnt', 'restic-mnt']) {
+  for (const dir of ['cairn-mnt', 'null-mnt', 'restic-mnt']) {
     const path = join(work, dir);
     try {
       if (isMounted(path)) run('fusermount', ['-u', '-z', path]);

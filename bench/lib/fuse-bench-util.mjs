@@ -80,3 +80,33 @@ export function isMounted(dir) {
     .split('\n')
     .some((line) => line.split(' ')[4] === dir);
 }
+
+/**
+ * The ceiling of any fuse-native filesystem here: one read-only file of `size` bytes answered from a
+ * static buffer (no decode, no cache), mounted like cairn's (kernel_cache, 128 KiB requests). Run
+ * as a child process (`node fuse-bench-util.mjs null-mount DIR SIZE`): the bench's own thread
+ * blocks in dd and could not serve the requests. Unmounts on SIGINT.
+ */
+async function nullMount(dir, size) {
+  const { createRequire } = await import('node:module');
+  const Fuse = createRequire(import.meta.url)('fuse-native');
+  const block = Buffer.alloc(MiB, 7);
+  const stat = (mode, bytes) => ({ mode, size: bytes, uid: 0, gid: 0, nlink: 1, mtime: 0, atime: 0, ctime: 0 });
+  const ops = {
+    getattr: (path, cb) =>
+      path === '/' ? cb(0, stat(0o40555, 4096)) : path === '/null.raw' ? cb(0, stat(0o100444, size)) : cb(Fuse.ENOENT),
+    readdir: (_path, cb) => cb(0, ['null.raw']),
+    open: (_path, _flags, cb) => cb(0, 1),
+    release: (_path, _fd, cb) => cb(0),
+    read: (_path, _fd, buf, len, pos, cb) => {
+      const length = Math.max(0, Math.min(len, size - pos, MiB));
+      block.copy(buf, 0, 0, length);
+      cb(length);
+    },
+  };
+  const fuse = new Fuse(dir, ops, { kernelCache: true, maxRead: MiB, fsname: 'cairn-null,ro' });
+  await new Promise((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  process.once('SIGINT', () => fuse.unmount(() => process.exit(0)));
+}
+
+if (process.argv[2] === 'null-mount') await nullMount(process.argv[3], Number(process.argv[4]));
