@@ -42,7 +42,12 @@ function readError(err: unknown, digest: string, path: string): CairnError {
   if (systemErrorCode(err) === 'ENOENT') {
     return new CairnError('ERR_CHUNK_MISSING', `chunk ${digest} is missing from the repository`, { chunkId: digest, file: path });
   }
-  return new CairnError('ERR_IO', `cannot read chunk ${digest}: ${(err as Error).message}`, { chunkId: digest, file: path }, { cause: err });
+  return new CairnError(
+    'ERR_IO',
+    `cannot read chunk ${digest}: ${(err as Error).message}`,
+    { chunkId: digest, file: path },
+    { cause: err },
+  );
 }
 
 /**
