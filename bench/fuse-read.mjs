@@ -3,8 +3,9 @@
 // restic, and `npm run build` first. Usage: node bench/fuse-read.mjs [sizeMiB=2048] [runs=3]
 // Targets (issue 5): cairn ≥ 0.5× the plain file, ≥ 3× restic mount.
 // Env: FUSE_BENCH_WORK=DIR keeps the image and both repositories in DIR and reuses them on the next
-// run (for iterating on the mount); FUSE_BENCH_ONLY=plain,cairn,null,restic runs only those readers
-// (null: a fuse-native file answered from a static buffer, the ceiling of the FUSE path itself).
+// run (for iterating on the mount); FUSE_BENCH_ONLY=plain,cairn,cat,null,restic runs only those
+// readers (cat: `cairn cat` to /dev/null, the decode ceiling without FUSE; null: a fuse-native file
+// answered from a static buffer, the ceiling of the FUSE path itself).
 import { existsSync, mkdtempSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -15,7 +16,7 @@ const sizeMiB = Number(process.argv[2] ?? 2048);
 const runs = Number(process.argv[3] ?? 3);
 const cairn = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'cairn');
 const keptWork = process.env.FUSE_BENCH_WORK;
-const only = new Set((process.env.FUSE_BENCH_ONLY ?? 'plain,cairn,null,restic').split(','));
+const only = new Set((process.env.FUSE_BENCH_ONLY ?? 'plain,cairn,cat,null,restic').split(','));
 if (keptWork) mkdirSync(keptWork, { recursive: true });
 const work = keptWork ?? mkdtempSync(join(tmpdir(), 'cairn-bench-fuse-'));
 const reuse = keptWork !== undefined && existsSync(join(work, 'ready'));
@@ -100,6 +101,24 @@ try {
     );
   }
 
+  if (only.has('cat')) {
+    // `cairn cat` to /dev/null: reading, decompressing and SHA-256 checking every chunk with no FUSE
+    // in the way (a fresh process each time; "warm" = chunk files in the page cache, still decoded).
+    const catRead = () => {
+      const started = process.hrtime.bigint();
+      run('sh', ['-c', `node ${cairn} cat cairn://bench/latest/sda --repo ${repo} > /dev/null`]);
+      return (sizeMiB * MiB) / MiB / (Number(process.hrtime.bigint() - started) / 1e9);
+    };
+    const cold = [];
+    const warm = [];
+    for (let i = 0; i < runs; i++) {
+      dropFileCache([repo]);
+      cold.push(catRead());
+      warm.push(catRead());
+    }
+    rows.push(result('cairn cat (decode, no FUSE)', cold, warm));
+  }
+
   if (only.has('null')) {
     // The same reads from a fuse-native file that costs nothing to produce: the FUSE path's ceiling.
     const nullDir = join(work, 'null-mnt');
@@ -144,6 +163,12 @@ try {
   if (cairnResult && plain) {
     console.log(
       `\ncairn / plain file: cold ${ratio(cairnResult.cold, plain.cold)}x, warm ${ratio(cairnResult.warm, plain.warm)}x (target ≥ 0.5x)`,
+    );
+  }
+  const catResult = byLabel('cairn cat (decode, no FUSE)');
+  if (catResult && plain) {
+    console.log(
+      `cairn cat / plain file (the decode ceiling on these cores): cold ${ratio(catResult.cold, plain.cold)}x, warm ${ratio(catResult.warm, plain.warm)}x`,
     );
   }
   const nullResult = byLabel('null fuse-native file');
