@@ -2,6 +2,8 @@
 // and copied by nbdcopy to a local file (the speed of the pipe), then 5 % of it dirtied in 64 KiB
 // extents spread over the disk and pulled incrementally with the dirty bitmap.
 // Run after `npm run build`:  node bench/nbd-pull.mjs   (env: SIZE=4G RUNS=3 DIRTY=5 PLUGIN=pattern CONNECTIONS=4 CHUNK=1MiB)
+// PLUGIN is an nbdkit plugin whose data fills the disk, or `used-disk` for the serve benchmark's image
+// (a quarter never written, text, incompressible data).
 // Besides times it prints the CPU seconds of each side (cairn, qemu-nbd): on two cores, their sum
 // over two is the least wall time that work can take, whatever the pipelining.
 //
@@ -100,7 +102,7 @@ function cairnBackup(repo, uri, extra = []) {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-bench-pull-'));
 try {
   console.log(
-    `NBD pull benchmark: ${sizeText} export (nbdkit ${plugin} data in qcow2, served by qemu-nbd), chunk ${chunk}, ${connections} connections, ${runs} runs, median`,
+    `NBD pull benchmark: ${sizeText} export (${plugin === 'used-disk' ? 'a used-disk image' : `nbdkit ${plugin} data`} in qcow2, served by qemu-nbd), chunk ${chunk}, ${connections} connections, ${runs} runs, median`,
   );
   const image = await makeDataImage(dir, size, plugin);
 

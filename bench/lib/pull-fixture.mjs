@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeServeImage } from './nbd-serve-image.mjs';
 import { prng } from './prng.mjs';
 
 export { prng };
@@ -41,8 +42,20 @@ function daemon(cmd, args, pidFile) {
   return { pid, stop };
 }
 
-/** A qcow2 of `size` bytes whose every byte is data, copied from `nbdkit PLUGIN SIZE`. */
+/**
+ * A qcow2 of `size` bytes: every byte data, copied from `nbdkit PLUGIN SIZE`; or, for plugin
+ * `used-disk`, the NBD serve benchmark's used-disk image (a quarter never written, so unallocated in
+ * the qcow2; text; incompressible data).
+ */
 export async function makeDataImage(dir, size, plugin) {
+  if (plugin === 'used-disk') {
+    const raw = path.join(dir, 'disk.raw');
+    makeServeImage(raw, size);
+    const image = path.join(dir, 'disk.qcow2');
+    sh('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, image]);
+    fs.rmSync(raw);
+    return image;
+  }
   const sock = path.join(dir, 'gen.sock');
   const { stop } = daemon('nbdkit', ['-U', sock, '-P', path.join(dir, 'gen.pid'), plugin, String(size)], path.join(dir, 'gen.pid'));
   try {
