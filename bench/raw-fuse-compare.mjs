@@ -1,13 +1,14 @@
 // EXPERIMENT (issue 5): would a raw /dev/fuse transport (bench/lib/raw-fuse-null.mjs) raise the FUSE
 // ceiling of `cairn mount`? Reads one SIZE file with dd bs=1M, cold and warm, side by side in one run:
-// the plain file on disk, the fuse-native null file (libfuse 2.9, 128 KiB requests) and the raw null
-// file with several max_pages / bdi read_ahead_kb settings, and prints medians plus the READ request
-// sizes the raw server saw. Needs root. Run under the shared lock:
+// the plain file on disk, the fuse-native null file (libfuse 2.9, 128 KiB requests; default and 1 MiB
+// bdi read-ahead), the raw null file with several max_pages / read_ahead_kb settings, and (warm only)
+// a tmpfs copy with 4 KiB and with huge pages; prints medians plus the READ request sizes the raw
+// server saw. Needs root. Run under the shared lock:
 //   flock /work/bench.lock node bench/raw-fuse-compare.mjs [sizeMiB=2048] [runs=3]
 // Env: RAW_FUSE_CONFIGS="32/128,256/128,256/1024" (maxPages/readAheadKiB), RAW_FUSE_WORK=DIR keeps the
 // plain file between runs.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,13 +89,21 @@ async function measureRaw(maxPages, readAheadKiB) {
   return row;
 }
 
-async function measureNativeNull() {
+/** The bdi (`/sys/class/bdi/MAJ:MIN`) of the filesystem mounted at `dir`. */
+function bdiOf(dir) {
+  const { dev } = statSync(dir);
+  return `/sys/class/bdi/${Math.floor(dev / 256) & 0xfff}:${(dev & 0xff) | ((dev >> 12) & 0xfff00)}`;
+}
+
+/** The fuse-native null file; `readAheadKiB` set through sysfs after mounting (the kernel default: 128). */
+async function measureNativeNull(readAheadKiB) {
   const cold = [];
   const warm = [];
   for (let i = 0; i < runs; i++) {
     const child = startBackground('node', [join(lib, 'fuse-bench-util.mjs'), 'null-mount', mnt, String(sizeMiB * MiB)]);
     children.add(child);
     await waitFor('fuse-native null mount', () => isMounted(mnt));
+    if (readAheadKiB) writeFileSync(`${bdiOf(mnt)}/read_ahead_kb`, String(readAheadKiB));
     cold.push(ddRead(join(mnt, 'null.raw')));
     warm.push(ddRead(join(mnt, 'null.raw')));
     child.kill('SIGINT');
@@ -102,7 +111,27 @@ async function measureNativeNull() {
     if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
     children.delete(child);
   }
-  return { label: 'fuse-native null (libfuse 2.9)', cold, warm, note: 'read_ahead_kb 128 (default), 128K READs' };
+  const label = `fuse-native null (libfuse 2.9), read_ahead_kb ${readAheadKiB ?? '128 (default)'}`;
+  return { label, cold, warm, note: '128K READs (libfuse 2.9 cap)' };
+}
+
+/**
+ * Warm reads of the same bytes from tmpfs with 4 KiB pages and with huge pages: the page-cache copy
+ * rate by folio size, no FUSE (cold is meaningless on tmpfs and left out).
+ */
+function measureTmpfs(huge) {
+  const dir = join(work, 'tmpfs');
+  mkdirSync(dir, { recursive: true });
+  run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB + 64}m,huge=${huge}`, 'cairn-bench', dir]);
+  try {
+    const file = join(dir, 'copy.img');
+    run('cp', [image, file]);
+    const warm = [];
+    for (let i = 0; i < runs; i++) warm.push(ddRead(file));
+    return { label: `tmpfs copy, huge=${huge}`, cold: [], warm, note: 'page cache only (no FUSE)' };
+  } finally {
+    run('umount', [dir]);
+  }
 }
 
 try {
@@ -117,14 +146,14 @@ try {
   }
   rows.push(plain);
   rows.push(await measureNativeNull());
+  rows.push(await measureNativeNull(1024));
+  rows.push(measureTmpfs('never'), measureTmpfs('always'));
   for (const [maxPages, readAheadKiB] of configs) rows.push(await measureRaw(maxPages, readAheadKiB));
 
   const list = (values) => values.map((v) => v.toFixed(0)).join(' ');
+  const med = (values) => (values.length ? median(values).toFixed(0) : '-');
   console.log('\n| reader | cold | warm | cold runs | warm runs | requests |\n|---|---|---|---|---|---|');
-  for (const r of rows)
-    console.log(
-      `| ${r.label} | ${median(r.cold).toFixed(0)} | ${median(r.warm).toFixed(0)} | ${list(r.cold)} | ${list(r.warm)} | ${r.note} |`,
-    );
+  for (const r of rows) console.log(`| ${r.label} | ${med(r.cold)} | ${med(r.warm)} | ${list(r.cold)} | ${list(r.warm)} | ${r.note} |`);
 } finally {
   for (const child of children) child.kill('SIGKILL');
   if (isMounted(mnt)) run('umount', ['-l', mnt]);
