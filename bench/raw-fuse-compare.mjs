@@ -135,7 +135,7 @@ function measureTmpfs(huge) {
 }
 
 try {
-  if (!existsSync(image)) await makeMixedImage(image, sizeMiB * MiB);
+  if (!existsSync(image) || statSync(image).size !== sizeMiB * MiB) await makeMixedImage(image, sizeMiB * MiB);
   console.log(`file: ${sizeMiB} MiB, ${runs} runs each, dd bs=1M, medians in MiB/s`);
   const rows = [];
   const plain = { label: 'plain file (ext4)', cold: [], warm: [], note: '' };
