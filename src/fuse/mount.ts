@@ -6,6 +6,7 @@ import { CairnError } from '../core/errors.js';
 import { childLogger, type Logger } from '../log/index.js';
 import { CatalogTree } from './catalog-tree.js';
 import { InFlight, makeFuseOperations } from './fuse-operations.js';
+import { setKernelReadAhead } from './kernel-read-ahead.js';
 import { abortFuseConnection, detachMount, fuseConnectionId, isMountPoint, isStaleFuseMount } from './stale-mount.js';
 
 export interface MountOptions {
@@ -95,6 +96,9 @@ export async function mountCatalog(catalog: Catalog, dirPath: string, options: M
   });
   log.info({ dir }, `restore points mounted at ${dir}`);
   const connectionId = await fuseConnectionId(dir);
+  if (connectionId !== undefined && !(await setKernelReadAhead(connectionId))) {
+    log.debug({ connectionId }, 'cannot raise the kernel read-ahead of the mount (not root?); sequential reads are slower');
+  }
 
   let unmounting: Promise<void> | undefined;
   return {

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mountCatalog, type FuseMount } from '../../src/fuse/index.js';
+import { KERNEL_READ_AHEAD_KIB } from '../../src/fuse/kernel-read-ahead.js';
 import type { Repository } from '../../src/store/repository.js';
 import { MiB, flipByte, kernelSupports, makeGptExt4Disk, makeMbrFatDisk, makeTempDir, sfdiskJson } from '../helpers/disk-images.js';
 import { backup, catalogOf, isMounted, makeRepository, sh, shOk, waitFor } from '../helpers/fuse-harness.js';
@@ -136,6 +137,10 @@ describe('FUSE tree over a repository', () => {
     const mntFs = (await shOk('stat', ['-f', '-c', '%b %S %T', mnt])).trim().split(' ');
     expect(Number(mntFs[0]) * Number(mntFs[1])).toBeCloseTo(repoFs[0]! * repoFs[1]!, -7);
     expect(mntFs[2]).toMatch(/fuse/);
+
+    // The kernel reads ahead 1 MiB on the mount (its default 128 KiB halves sequential restores).
+    const device = (await shOk('mountpoint', ['-d', mnt])).trim();
+    expect(readFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8').trim()).toBe(String(KERNEL_READ_AHEAD_KIB));
   });
 
   it('serves a GPT disk ext4 partition that mount -o loop,ro reads file by file', async () => {
