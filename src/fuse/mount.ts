@@ -6,6 +6,7 @@ import { CairnError } from '../core/errors.js';
 import { childLogger, type Logger } from '../log/index.js';
 import { CatalogTree } from './catalog-tree.js';
 import { InFlight, makeFuseOperations } from './fuse-operations.js';
+import { releaseFuseNative } from './fuse-native-release.js';
 import { setKernelReadAhead } from './kernel-read-ahead.js';
 import { abortFuseConnection, detachMount, fuseConnectionId, isMountPoint, isStaleFuseMount } from './stale-mount.js';
 
@@ -26,9 +27,14 @@ export interface MountOptions {
 
 export interface FuseMount {
   readonly dir: string;
+  /** Settles when the mount goes away without `unmount()`: `fusermount -u` or `umount` from outside. */
+  readonly ended: Promise<void>;
   /** Lets requests in flight finish (bounded), then detaches the mount. Safe to call twice. */
   unmount(): Promise<void>;
 }
+
+/** How often the mount table is checked for an unmount from outside. */
+const MOUNT_WATCH_MS = 1000;
 
 /**
  * The largest read the kernel will send. libfuse 2 (what fuse-native binds) does not negotiate
@@ -100,20 +106,42 @@ export async function mountCatalog(catalog: Catalog, dirPath: string, options: M
     log.debug({ connectionId }, 'cannot raise the kernel read-ahead of the mount (not root?); sequential reads are slower');
   }
 
+  /** Whether `dir` is still this process's mount (not unmounted, not replaced by another). */
+  const stillMounted = async () => (connectionId !== undefined ? (await fuseConnectionId(dir)) === connectionId : isMountPoint(dir));
   let unmounting: Promise<void> | undefined;
+  let watch: NodeJS.Timeout | undefined;
+  const ended = new Promise<void>((gone) => {
+    watch = setInterval(() => {
+      void stillMounted().then((mounted) => {
+        if (mounted || unmounting) return;
+        clearInterval(watch);
+        log.info({ dir }, `${dir} was unmounted from outside`);
+        gone();
+      });
+    }, MOUNT_WATCH_MS);
+    // The mount itself keeps the process alive; the watch must not.
+    watch.unref();
+  });
   return {
     dir,
+    ended,
     unmount() {
       unmounting ??= (async () => {
+        clearInterval(watch);
         // From here on new requests fail at once (ENOTCONN, as from a dead mount); those already
         // being served get their answer first.
         closing.value = true;
         if (inFlight.size > 0) log.info({ requests: inFlight.size }, 'letting requests in flight finish before unmounting');
         await inFlight.drained(options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
-        await new Promise<void>((done, fail) => fuse.unmount((err) => (err ? fail(err) : done()))).catch(async (err: unknown) => {
-          log.warn({ err }, 'unmount failed; detaching lazily');
-          await detachMount(dir);
-        });
+        if (await stillMounted()) {
+          await new Promise<void>((done, fail) => fuse.unmount((err) => (err ? fail(err) : done()))).catch(async (err: unknown) => {
+            log.warn({ err }, 'unmount failed; detaching lazily');
+            await detachMount(dir);
+            releaseFuseNative(fuse, dir);
+          });
+        } else if (!releaseFuseNative(fuse, dir)) {
+          log.warn({ dir }, 'the mount is gone but fuse-native still holds the event loop; the process may not exit by itself');
+        }
         // A lazy unmount leaves the connection alive while a file is open; libfuse's thread must not
         // outlive this process's event loop (fuse-native would crash at exit), so end it now.
         if (connectionId !== undefined) await abortFuseConnection(connectionId);

@@ -140,6 +140,23 @@ describe('FUSE mount lifecycle', () => {
     expect(await isMounted(mnt)).toBe(false);
   });
 
+  it('ends, exit code 0, when the mount is unmounted from outside (fusermount -u, umount -l)', async () => {
+    const source = randomDisk('sda.img', MiB);
+    const point = await backup(repo, 'vm', { sda: source });
+    for (const unmount of [
+      ['fusermount', '-u', mnt],
+      ['umount', '-l', mnt],
+    ]) {
+      const child = startCairnMount();
+      await waitFor('the mount', () => child.output().includes('restore points mounted'));
+      expect((await sh('cmp', [source, join(mnt, 'vm', point, 'sda.raw')])).code).toBe(0);
+      await shOk(unmount[0]!, unmount.slice(1));
+      const code = await Promise.race([exited(child), new Promise((r) => setTimeout(() => r('hung'), 15_000))]);
+      expect(code, child.output()).toBe(0);
+      expect(child.output()).toMatch(/was unmounted from outside/);
+    }
+  });
+
   it('refuses a second mount on a live one with a clear message', async () => {
     await backup(repo, 'vm', { sda: randomDisk('sda.img', MiB) });
     const first = startCairnMount();

@@ -29,7 +29,7 @@ export async function startFuseMount(catalog: Catalog, request: FuseMountRequest
 
 export const mountCommand: CommandModule<object, MountArgs> = {
   command: 'mount <dir>',
-  describe: 'mount every restore point read-only at DIR (FUSE), in the foreground until SIGINT/SIGTERM',
+  describe: 'mount every restore point read-only at DIR (FUSE), in the foreground until SIGINT/SIGTERM or an unmount',
   builder: (yargs) =>
     withRepoOption(yargs)
       .positional('dir', { type: 'string', demandOption: true, describe: 'mount point (created if missing)' })
@@ -44,8 +44,9 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     // Listen before mounting so a signal during the mount still unmounts.
     const stop = nextTerminationSignal();
     const mount = await startFuseMount(catalog, { dir: argv.dir, allowOther: argv.allowOther, blockSize: catalog.repo.chunkSize });
-    const signal = await stop;
-    childLogger('fuse').info({ signal }, `${signal} received: unmounting ${mount.dir}`);
+    // Ends on SIGINT/SIGTERM, or when the mount is unmounted from outside (fusermount -u, umount).
+    const signal = await Promise.race([stop, mount.ended.then(() => undefined)]);
+    if (signal) childLogger('fuse').info({ signal }, `${signal} received: unmounting ${mount.dir}`);
     await mount.unmount();
   },
 };

@@ -98,6 +98,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
           )
         : undefined;
     if (mount) childLogger('fuse').info({ dir: argv.mount }, 'serving restore points as files');
+    void mount?.ended.then(() => childLogger('fuse').warn({ dir: argv.mount }, 'the mount was unmounted from outside; NBD exports go on'));
     const signal = await stop;
     log.info({ signal }, `${signal} received: answering in-flight requests, then stopping`);
     await Promise.all([server.close(), mount?.unmount()]);
