@@ -11,6 +11,11 @@ export interface BlockReader {
   readonly blockSize: number;
   /** Reads `length` bytes at `offset`; damaged data rejects with ERR_CHUNK_CORRUPT naming the chunk. */
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Reads `length` bytes at `offset` into `target` (every byte written), where a reader can do it
+   * without a buffer of its own: one copy from its chunk cache into, say, libfuse's reply buffer.
+   */
+  readInto?(offset: number, length: number, target: Buffer): Promise<void>;
   /** Describes [offset, offset+length) as contiguous extents that hold data or read as zeros. */
   allocation(offset: number, length: number): Promise<AllocationExtent[]>;
 }

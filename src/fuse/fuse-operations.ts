@@ -40,9 +40,7 @@ type ReadInto = (offset: number, length: number, target: Buffer) => Promise<void
  * block out of the cache into a fresh buffer and then each request out of that.
  */
 function readIntoOf(reader: BlockReader): ReadInto | undefined {
-  const candidate = (reader as BlockReader & { readInto?: unknown }).readInto;
-  if (typeof candidate !== 'function') return undefined;
-  return (offset, length, target) => (candidate as ReadInto).call(reader, offset, length, target);
+  return reader.readInto ? (offset, length, target) => reader.readInto!(offset, length, target) : undefined;
 }
 
 /** Counts requests being served, so an unmount can let them finish first. */
