@@ -22,13 +22,9 @@ import {
 } from '../protocol/index.js';
 import { FieldReader } from './field-reader.js';
 import type { NegotiatedExport } from './negotiate.js';
+import { placeReadChunk, placeStatusChunk, type StatusExtent } from './reply-placement.js';
 
-/** One block-status descriptor placed on the disk: [offset, offset+length) has `flags`. */
-export interface StatusExtent {
-  offset: number;
-  length: number;
-  flags: number;
-}
+export type { StatusExtent } from './reply-placement.js';
 
 interface Pending {
   type: number;
@@ -265,7 +261,7 @@ export class NbdConnection {
           const offset = readU64beSafe(this.head, at, 'chunk offset');
           const dataLength = hdr.length - 8;
           // Checked before a byte of it is placed: a chunk outside the request never touches the buffer.
-          const start = p.base! + this.placeChunk(p, offset, dataLength);
+          const start = p.base! + placeReadChunk(p, offset, dataLength, this.opts.where);
           this.reader.expect(p.buffer!, start, start + dataLength, () => this.chunkDone(p));
         });
         return;
@@ -275,7 +271,7 @@ export class NbdConnection {
         if (hdr.length !== 12) throw nbdProtocolError(`NBD server ${where} sent an OFFSET_HOLE chunk of length ${hdr.length}`);
         this.reader.expect(this.head, at, at + 12, () => {
           const hole = decodeOffsetHolePayload(this.head.subarray(at, at + 12));
-          const start = p.base! + this.placeChunk(p, hole.offset, hole.length);
+          const start = p.base! + placeReadChunk(p, hole.offset, hole.length, this.opts.where);
           p.buffer!.fill(0, start, start + hole.length);
           this.chunkDone(p);
         });
@@ -288,7 +284,7 @@ export class NbdConnection {
         if (hdr.length > MAX_STATUS_CHUNK) throw nbdProtocolError(`NBD server ${where} sent a ${hdr.length}-byte status chunk`);
         const payload = Buffer.allocUnsafe(hdr.length);
         this.reader.expect(payload, 0, hdr.length, () => {
-          this.placeStatus(p, decodeBlockStatusPayload(payload));
+          placeStatusChunk(p, decodeBlockStatusPayload(payload), this.info, this.opts.where);
           this.chunkDone(p);
         });
         return;
@@ -314,51 +310,6 @@ export class NbdConnection {
     const hdr = this.header!;
     if (hdr.flags & NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE) this.finish(hdr.cookie, p, p.remoteError);
     this.expectReply();
-  }
-
-  /** Checks a READ chunk lies inside the request and overlaps nothing already received; returns its buffer offset. */
-  private placeChunk(p: Pending, offset: number, length: number): number {
-    const start = offset - p.offset;
-    if (start < 0 || start + length > p.length) {
-      throw nbdProtocolError(
-        `NBD server ${this.opts.where} sent read data at ${offset}+${length} outside the request ${p.offset}+${p.length}`,
-      );
-    }
-    for (const [s, e] of p.filled!) {
-      if (start < e && start + length > s)
-        throw nbdProtocolError(`NBD server ${this.opts.where} sent overlapping read chunks at ${offset}`);
-    }
-    p.filled!.push([start, start + length]);
-    return start;
-  }
-
-  private placeStatus(p: Pending, payload: { contextId: number; descriptors: Array<{ length: number; flags: number }> }): void {
-    const where = this.opts.where;
-    const known = [...this.info.metaContexts.values()].includes(payload.contextId);
-    if (!known) throw nbdProtocolError(`NBD server ${where} sent block status for unselected context ${payload.contextId}`);
-    if (p.status!.has(payload.contextId)) throw nbdProtocolError(`NBD server ${where} sent two status chunks for one context`);
-    const end = p.offset + p.length;
-    const extents: StatusExtent[] = [];
-    let cursor = p.offset;
-    for (let i = 0; i < payload.descriptors.length; i++) {
-      const d = payload.descriptors[i]!;
-      if (d.length === 0) throw nbdProtocolError(`NBD server ${where} sent a zero-length block status extent`);
-      if (cursor >= end) throw nbdProtocolError(`NBD server ${where} sent block status extents past the requested range`);
-      if (cursor + d.length > this.info.size) {
-        throw nbdProtocolError(`NBD server ${where} sent block status to ${cursor + d.length}, past the export size ${this.info.size}`, {
-          offset: cursor,
-          length: d.length,
-          size: this.info.size,
-        });
-      }
-      // Only the final extent may run past the request; it is clipped.
-      const length = Math.min(d.length, end - cursor);
-      const last = extents[extents.length - 1];
-      if (last && last.flags === d.flags) last.length += length;
-      else extents.push({ offset: cursor, length, flags: d.flags });
-      cursor += length;
-    }
-    p.status!.set(payload.contextId, extents);
   }
 
   private finish(cookie: bigint, p: Pending, remoteError: { error: number; message: string } | undefined): void {
