@@ -4,6 +4,7 @@ import { sha256HexAsync } from '../store/chunk-format.js';
 import { DigestList, DISK_INDEX, type DiskIndex, type SlotPatch, type SlotPatches } from '../store/disk-index.js';
 import { assembleSlot } from '../store/slot-content.js';
 import { assembleChunks, type AssembledChunk, type ChunkRun } from './chunk-assembler.js';
+import { PatchBundler } from './patch-bundler.js';
 import type { DiskSource, ExtentPlan } from './disk-source.js';
 
 /** The same disk in the base point: where `unchanged` extents are taken from. */
@@ -20,24 +21,6 @@ interface StoredSlot {
   /** Settles once the slot's new bytes are stored (patch bytes wait in a bundle until it is written). */
   stored?: Promise<void>;
 }
-
-/**
- * The changed bytes of several patched slots, collected into one patch chunk of up to a chunk's size:
- * a CBT incremental of a few hundred scattered blocks writes a handful of chunk files, not one per
- * block. The patches that point into it get the bundle's digest once it is stored.
- */
-interface PatchBundle {
-  /** The bundle's bytes so far: a chunk-sized buffer taken from the pool at the first added bytes. */
-  buffer: Buffer | undefined;
-  length: number;
-  /** Patches whose bytes are in this bundle: their digest is filled in when it is stored. */
-  patches: SlotPatch[];
-  stored: Promise<void>;
-  settle: (err?: unknown) => void;
-}
-
-/** Bundle buffers kept for reuse; more are only in flight when the store is slower than the source. */
-const MAX_SPARE_BUNDLE_BUFFERS = 4;
 
 /** Finished ranges waiting for their acknowledgement beyond which the pending bundle is written at once. */
 const MAX_UNACKNOWLEDGED = 256;
@@ -151,51 +134,13 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     return digest;
   }
 
-  const newBundle = (): PatchBundle => {
-    let settle!: (err?: unknown) => void;
-    const stored = new Promise<void>((resolve, reject) => {
-      settle = (err) => (err === undefined ? resolve() : reject(err));
-    });
-    // Failures surface through `failure`; nobody may be left with an unhandled rejection.
-    stored.catch(() => undefined);
-    return { buffer: undefined, length: 0, patches: [], stored, settle };
-  };
-  // Bundle buffers come back once their chunk is stored: fresh 1 MiB buffers (page faults, GC of
-  // external memory) cost more than the copy into them.
-  const spareBuffers: Buffer[] = [];
-  const takeBuffer = () => spareBuffers.pop() ?? Buffer.allocUnsafeSlow(chunkSize);
-  let bundle = newBundle();
-  const bundleWrites = new Set<Promise<void>>();
-
-  /** Writes the current bundle (if it holds anything) and starts a new one. */
-  function flushBundle(): void {
-    const full = bundle;
-    bundle = newBundle();
-    if (full.buffer === undefined) return full.settle();
-    const buffer = full.buffer;
-    const writing = storeContent(buffer.subarray(0, full.length), undefined).then(
-      (digest) => {
-        for (const patch of full.patches) patch.digest = digest;
-        full.settle();
-        if (spareBuffers.length < MAX_SPARE_BUNDLE_BUFFERS) spareBuffers.push(buffer);
-      },
-      (err: unknown) => {
-        failure ??= err;
-        full.settle(err);
-      },
-    );
-    bundleWrites.add(writing);
-    void writing.finally(() => bundleWrites.delete(writing));
-  }
-
-  /** Adds a slot's changed bytes to the bundle; returns the bundle and where the bytes start in it. */
-  function addToBundle(pieces: Buffer[], length: number): { bundle: PatchBundle; offset: number } {
-    if (bundle.length + length > chunkSize) flushBundle();
-    const offset = bundle.length;
-    bundle.buffer ??= takeBuffer();
-    for (const piece of pieces) bundle.length += piece.copy(bundle.buffer, bundle.length);
-    return { bundle, offset };
-  }
+  const bundler = new PatchBundler(
+    chunkSize,
+    (plain) => storeContent(plain, undefined),
+    (err) => {
+      failure ??= err;
+    },
+  );
 
   /**
    * Records a partly changed slot as its base chunk plus patches, or returns undefined when too much
@@ -226,13 +171,12 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     patchCount += added.length;
     const fresh: SlotPatch[] = added.map(({ start, length, chunkOffset }) => ({ start, length, chunkOffset, digest: undefined }));
     if (pieces.length === 0) return { digest: baseDigest, patches: [...kept, ...fresh] };
-    const target = addToBundle(pieces, patchLength);
-    added.forEach((patch, n) => {
-      if (patch.zeros) return;
-      fresh[n]!.chunkOffset += target.offset;
-      target.bundle.patches.push(fresh[n]!);
-    });
-    return { digest: baseDigest, patches: [...kept, ...fresh], stored: target.bundle.stored };
+    const stored = bundler.add(
+      pieces,
+      patchLength,
+      fresh.filter((_, n) => !added[n]!.zeros),
+    );
+    return { digest: baseDigest, patches: [...kept, ...fresh], stored };
   }
 
   async function storeChunk(chunk: AssembledChunk): Promise<StoredSlot> {
@@ -291,7 +235,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     void acknowledgeInOrder();
     // Only a source that wants acknowledgements (NBD with --discard-after-read) makes bundles short.
     if (!source.wantsAcknowledgement || finished.size <= MAX_UNACKNOWLEDGED) return;
-    flushBundle();
+    bundler.flush();
     await acknowledgeInOrder().catch(() => undefined);
   }
 
@@ -350,10 +294,7 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     failure ??= err;
   }
   await Promise.all(inFlight);
-  // On failure the last bundle is not written; its ranges are never acknowledged.
-  if (failure) bundle.settle(failure);
-  else flushBundle();
-  await Promise.all(bundleWrites);
+  await bundler.finish(failure);
   await acknowledgeInOrder().catch(() => undefined);
   if (failure) throw failure;
 
