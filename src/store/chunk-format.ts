@@ -102,41 +102,60 @@ export async function encodeChunk(plain: Buffer): Promise<Buffer[]> {
   return [header(CHUNK_FILE.CODEC_PLAIN, plain.length), plain];
 }
 
+type Corruption = (reason: string, cause?: unknown) => CairnError;
+
+/** ERR_CHUNK_CORRUPT naming the chunk, for every way a chunk file can be damaged. */
+function corruption(digest: string): Corruption {
+  return (reason, cause) => new CairnError('ERR_CHUNK_CORRUPT', `chunk ${digest} is damaged: ${reason}`, { chunkId: digest }, { cause });
+}
+
+/** Checks a chunk file's header (magic, version, plaintext bound) and returns its codec and plaintext length. */
+function parseChunkHeader(header: Buffer, corrupt: Corruption): { codec: number; plainLength: number } {
+  if (header.length < CHUNK_FILE.HEADER_SIZE || !header.subarray(0, 4).equals(CHUNK_FILE.MAGIC)) throw corrupt('bad header');
+  const version = header.readUInt8(4);
+  if (version !== CHUNK_FILE.VERSION) throw corrupt(`unknown format version ${version}`);
+  const plainLength = header.readUInt32BE(8);
+  if (plainLength > CHUNK_FILE.MAX_PLAIN_LENGTH) throw corrupt(`length ${plainLength} too large`);
+  return { codec: header.readUInt8(5), plainLength };
+}
+
+/** zstd-decodes a payload that must yield `plainLength` bytes. */
+async function inflate(payload: Buffer, plainLength: number, corrupt: Corruption): Promise<Buffer> {
+  let plain: Buffer;
+  try {
+    plain = await zstd.decompress(payload);
+  } catch (err) {
+    throw corrupt('zstd frame does not decode', err);
+  }
+  if (plain.length !== plainLength) throw corrupt(`length ${plain.length}, header says ${plainLength}`);
+  return plain;
+}
+
+async function verifyDigest(plain: Buffer, digest: string, corrupt: Corruption): Promise<void> {
+  if ((await sha256HexAsync(plain)) !== digest) throw corrupt('content does not match its digest');
+}
+
 /**
  * Decodes a chunk file and verifies it against its digest. Any mismatch is ERR_CHUNK_CORRUPT naming
  * the chunk; damaged data is never returned. With `fileIsScratch` the result never shares memory with
  * `file` (a stored-plain payload is copied out), so the caller may reuse `file` once this resolves.
  */
 export async function decodeChunk(file: Buffer, digest: string, options: { fileIsScratch?: boolean } = {}): Promise<Buffer> {
-  const corrupt = (reason: string, cause?: unknown) =>
-    new CairnError('ERR_CHUNK_CORRUPT', `chunk ${digest} is damaged: ${reason}`, { chunkId: digest }, { cause });
-  if (file.length < CHUNK_FILE.HEADER_SIZE || !file.subarray(0, 4).equals(CHUNK_FILE.MAGIC)) throw corrupt('bad header');
-  const version = file.readUInt8(4);
-  if (version !== CHUNK_FILE.VERSION) throw corrupt(`unknown format version ${version}`);
-  const codec = file.readUInt8(5);
-  const plainLength = file.readUInt32BE(8);
-  if (plainLength > CHUNK_FILE.MAX_PLAIN_LENGTH) throw corrupt(`length ${plainLength} too large`);
+  const corrupt = corruption(digest);
+  const { codec, plainLength } = parseChunkHeader(file, corrupt);
   const payload = file.subarray(CHUNK_FILE.HEADER_SIZE);
-  let plain: Buffer;
   if (codec === CHUNK_FILE.CODEC_PLAIN) {
     if (payload.length !== plainLength) throw corrupt(`length ${payload.length}, header says ${plainLength}`);
     // Checked before the copy: a damaged chunk costs no allocation.
-    if ((await sha256HexAsync(payload)) !== digest) throw corrupt('content does not match its digest');
+    await verifyDigest(payload, digest, corrupt);
     if (!options.fileIsScratch) return payload;
-    plain = Buffer.allocUnsafeSlow(plainLength);
+    const plain = Buffer.allocUnsafeSlow(plainLength);
     payload.copy(plain);
     return plain;
-  } else if (codec === CHUNK_FILE.CODEC_ZSTD) {
-    try {
-      plain = await zstd.decompress(payload);
-    } catch (err) {
-      throw corrupt('zstd frame does not decode', err);
-    }
-  } else {
-    throw corrupt(`unknown codec ${codec}`);
   }
-  if (plain.length !== plainLength) throw corrupt(`length ${plain.length}, header says ${plainLength}`);
-  if ((await sha256HexAsync(plain)) !== digest) throw corrupt('content does not match its digest');
+  if (codec !== CHUNK_FILE.CODEC_ZSTD) throw corrupt(`unknown codec ${codec}`);
+  const plain = await inflate(payload, plainLength, corrupt);
+  await verifyDigest(plain, digest, corrupt);
   return plain;
 }
 
@@ -147,32 +166,19 @@ export async function decodeChunk(file: Buffer, digest: string, options: { fileI
  * chunk another way). Damage is ERR_CHUNK_CORRUPT as in decodeChunk.
  */
 export async function decodeChunkInto(header: Buffer, payloadLength: number, target: Buffer, digest: string): Promise<Buffer | undefined> {
-  const corrupt = (reason: string, cause?: unknown) =>
-    new CairnError('ERR_CHUNK_CORRUPT', `chunk ${digest} is damaged: ${reason}`, { chunkId: digest }, { cause });
-  if (header.length < CHUNK_FILE.HEADER_SIZE || !header.subarray(0, 4).equals(CHUNK_FILE.MAGIC)) throw corrupt('bad header');
-  const version = header.readUInt8(4);
-  if (version !== CHUNK_FILE.VERSION) throw corrupt(`unknown format version ${version}`);
-  const codec = header.readUInt8(5);
-  const plainLength = header.readUInt32BE(8);
-  if (plainLength > CHUNK_FILE.MAX_PLAIN_LENGTH) throw corrupt(`length ${plainLength} too large`);
+  const corrupt = corruption(digest);
+  const { codec, plainLength } = parseChunkHeader(header, corrupt);
   if (plainLength > target.length || payloadLength > target.length) return undefined;
   const plain = target.subarray(0, plainLength);
   if (codec === CHUNK_FILE.CODEC_PLAIN) {
     if (payloadLength !== plainLength) throw corrupt(`length ${payloadLength}, header says ${plainLength}`);
   } else if (codec === CHUNK_FILE.CODEC_ZSTD) {
-    let decoded: Buffer;
-    try {
-      decoded = await zstd.decompress(target.subarray(0, payloadLength));
-    } catch (err) {
-      throw corrupt('zstd frame does not decode', err);
-    }
-    if (decoded.length !== plainLength) throw corrupt(`length ${decoded.length}, header says ${plainLength}`);
     // The binding allocates its output; the caller's buffer is reused memory, so the copy is cheap
     // and the binding's buffer dies young.
-    decoded.copy(target);
+    (await inflate(target.subarray(0, payloadLength), plainLength, corrupt)).copy(target);
   } else {
     throw corrupt(`unknown codec ${codec}`);
   }
-  if ((await sha256HexAsync(plain)) !== digest) throw corrupt('content does not match its digest');
+  await verifyDigest(plain, digest, corrupt);
   return plain;
 }
