@@ -2,7 +2,7 @@ import type { BlockReader } from '../core/block-reader.js';
 import type { ChunkReader } from '../core/chunk-store.js';
 import { CairnError } from '../core/errors.js';
 import type { AllocationExtent } from '../core/extent.js';
-import { ByteCache, ChunkCache, type BufferLease } from '../util/cache.js';
+import type { BufferLease, ChunkCache } from '../util/cache.js';
 import { isHoleSlot, patchesOf, type DiskIndex } from '../store/disk-index.js';
 import { assembleSlot, patchedSlotKey } from '../store/slot-content.js';
 
@@ -22,18 +22,15 @@ export class DiskReader implements BlockReader {
   readonly size: number;
   readonly blockSize: number;
   private lastReadEnd = -1;
-  private readonly cache: ChunkCache;
 
-  /** A ByteCache (the former cache type, still accepted) gives the reader a private ChunkCache of the same size. */
   constructor(
     private readonly index: DiskIndex,
     private readonly chunks: SlotChunkReader,
-    cache: ChunkCache | ByteCache<Buffer>,
+    private readonly cache: ChunkCache,
     private readonly label: string,
   ) {
     this.size = index.diskSize;
     this.blockSize = index.chunkSize;
-    this.cache = cache instanceof ByteCache ? new ChunkCache(cache.maxBytes) : cache;
   }
 
   private chunkLength(chunkIndex: number): number {

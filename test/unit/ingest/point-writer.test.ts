@@ -8,7 +8,7 @@ import { FileSource } from '../../../src/ingest/file-source.js';
 import { writeDisk } from '../../../src/ingest/point-writer.js';
 import { bitmapOf } from '../../../src/formats/cbt-bitmap.js';
 import { DiskReader } from '../../../src/restore/disk-reader.js';
-import { ByteCache } from '../../../src/util/cache.js';
+import { ChunkCache } from '../../../src/util/cache.js';
 import { useTempRepository } from '../../helpers/cairn-cli.js';
 
 const CHUNK = 64 * 1024;
@@ -30,7 +30,7 @@ describe('point writer', () => {
   const temp = useTempRepository(CHUNK);
 
   const readAll = async (index: Awaited<ReturnType<typeof writeDisk>>['index']) =>
-    new DiskReader(index, temp.repo.chunks, new ByteCache(1 << 20), 'test').read(0, index.diskSize);
+    new DiskReader(index, temp.repo.chunks, new ChunkCache(1 << 20), 'test').read(0, index.diskSize);
 
   it('stores data, turns zero chunks into holes and dedups equal chunks', async () => {
     const block = randomBytes(CHUNK);
@@ -227,10 +227,10 @@ describe('point writer', () => {
     expect(index.digests.isHole(1)).toBe(true);
     expect(index.patches?.get(1)?.length).toBe(1);
     expect((await readAll(index)).equals(expected)).toBe(true);
-    const reader = new DiskReader(index, temp.repo.chunks, new ByteCache(1 << 20), 'test');
+    const reader = new DiskReader(index, temp.repo.chunks, new ChunkCache(1 << 20), 'test');
     expect(await reader.allocation(0, 2 * CHUNK)).toEqual([{ offset: 0, length: 2 * CHUNK, zero: false }]);
     const zeroed = await writeChanges(base.index, [{ offset: CHUNK, data: 'zero' }]);
-    const zeroReader = new DiskReader(zeroed.index, temp.repo.chunks, new ByteCache(1 << 20), 'test');
+    const zeroReader = new DiskReader(zeroed.index, temp.repo.chunks, new ChunkCache(1 << 20), 'test');
     expect(await zeroReader.allocation(CHUNK, CHUNK)).toEqual([{ offset: CHUNK, length: CHUNK, zero: true }]);
   });
 
