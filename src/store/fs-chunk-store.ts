@@ -86,15 +86,15 @@ export class FsChunkStore implements ChunkStore {
   /**
    * Reads a chunk's verified plaintext into the start of `target` (a buffer of at least the chunk's
    * size, such as a cache slot) and returns that view: a stored-plain chunk is read in place, a zstd
-   * one decoded into it. A chunk larger than `target` comes back in a buffer of its own. A function
-   * for `target` is called once this read's turn has come (see ChunkReadSlots), not before.
+   * one decoded into it. A chunk larger than `target` comes back in a buffer of its own. `targetOf`
+   * is called once this read's turn has come (see ChunkReadSlots), not before.
    */
-  async readChunkInto(digest: string, targetOf: Buffer | (() => Buffer)): Promise<Buffer> {
+  async readChunkInto(digest: string, targetOf: () => Buffer): Promise<Buffer> {
     const path = this.chunkPath(digest);
     const slot = await this.readSlots.acquire();
     let plain: Buffer | undefined;
     try {
-      const target = typeof targetOf === 'function' ? targetOf() : targetOf;
+      const target = targetOf();
       const { header, payloadLength } = await slot.readFileInto(path, target).catch((err: unknown) => {
         throw readError(err, digest, path);
       });

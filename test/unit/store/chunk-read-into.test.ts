@@ -34,7 +34,7 @@ describe('FsChunkStore.readChunkInto', () => {
     const digest = sha256Hex(data);
     await store.writeChunk(digest, data);
     const target = Buffer.alloc(4096);
-    const got = await store.readChunkInto(digest, target);
+    const got = await store.readChunkInto(digest, () => target);
     expect(got.buffer).not.toBe(target.buffer);
     expect(got.equals(data)).toBe(true);
   });
@@ -48,7 +48,7 @@ describe('FsChunkStore.readChunkInto', () => {
     file[file.length - 2]! ^= 1;
     await chmod(path, 0o644);
     await writeFile(path, file);
-    await expect(store.readChunkInto(digest, Buffer.alloc(65536))).rejects.toMatchObject({ code: 'ERR_CHUNK_CORRUPT' });
-    await expect(store.readChunkInto('0'.repeat(64), Buffer.alloc(65536))).rejects.toMatchObject({ code: 'ERR_CHUNK_MISSING' });
+    await expect(store.readChunkInto(digest, () => Buffer.alloc(65536))).rejects.toMatchObject({ code: 'ERR_CHUNK_CORRUPT' });
+    await expect(store.readChunkInto('0'.repeat(64), () => Buffer.alloc(65536))).rejects.toMatchObject({ code: 'ERR_CHUNK_MISSING' });
   });
 });
