@@ -96,13 +96,9 @@ export class NbdSource implements DiskSource {
     return this.client.connectionCount;
   }
 
-  /** True when --discard-after-read is asked for and the export accepts TRIM. */
-  get discardActive(): boolean {
-    return this.opts.discardAfterRead === true && this.client.canTrim;
-  }
-
+  /** True when --discard-after-read is asked for and the export accepts TRIM: acknowledged ranges are trimmed. */
   get wantsAcknowledgement(): boolean {
-    return this.discardActive;
+    return this.opts.discardAfterRead === true && this.client.canTrim;
   }
 
   extents(plan: ExtentPlan): AsyncIterable<Extent> {
@@ -168,7 +164,7 @@ export class NbdSource implements DiskSource {
 
   /** TRIMs what was read inside [offset, offset+length) (never ranges taken from the base or zeros). */
   async acknowledgeStored(offset: number, length: number): Promise<void> {
-    if (!this.discardActive) {
+    if (!this.wantsAcknowledgement) {
       this.untrimmed.length = 0;
       return;
     }

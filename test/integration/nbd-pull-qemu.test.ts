@@ -99,7 +99,7 @@ describe('NBD pull from QEMU fleecing exports', () => {
     const hostBytes = () => fs.statSync(exp.scratchPath).blocks * 512;
     expect(hostBytes()).toBeGreaterThanOrEqual(4 * MiB);
     const source = await NbdSource.open({ uri: exp.uri, discardAfterRead: true });
-    expect(source.discardActive).toBe(true);
+    expect(source.wantsAcknowledgement).toBe(true);
     const rec = new RecordingSource(source);
     const r = await backupOne(repo, 'vm1', 'vda', rec);
     expect((await readPoint(repoDir, 'vm1', r.point, 'vda')).equals(fs.readFileSync(frozen))).toBe(true);

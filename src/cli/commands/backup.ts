@@ -175,16 +175,16 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const nbd = isNbdUri(sourceSpec) ? nbdSourceOptions(argv, name) : undefined;
         const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
         disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
+        if (nbd?.discardAfterRead && !source.wantsAcknowledgement) {
+          log.warn(
+            { disk: name },
+            `--discard-after-read: the NBD export of disk '${name}' does not accept TRIM; nothing will be discarded`,
+          );
+        }
         if (source instanceof FileSource && source.imageFormat) {
           log.warn(
             { disk: name, format: source.imageFormat },
             `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given; for the disk inside it, convert it first (qemu-img convert -O raw) or export it over NBD (qemu-nbd)`,
-          );
-        }
-        if (nbd?.discardAfterRead && 'discardActive' in source && !source.discardActive) {
-          log.warn(
-            { disk: name },
-            `--discard-after-read: the NBD export of disk '${name}' does not accept TRIM; nothing will be discarded`,
           );
         }
       }
