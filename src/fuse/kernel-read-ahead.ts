@@ -13,8 +13,8 @@ export const KERNEL_READ_AHEAD_KIB = 1024;
  * Sets the read-ahead window of the FUSE connection `minor` (the mount's device minor). Needs root;
  * returns false when sysfs refuses (not root, no sysfs), which only costs sequential speed.
  */
-export async function setKernelReadAhead(minor: number, kib = KERNEL_READ_AHEAD_KIB): Promise<boolean> {
-  return writeFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, String(kib)).then(
+export async function setKernelReadAhead(minor: number): Promise<boolean> {
+  return writeFile(`/sys/class/bdi/0:${minor}/read_ahead_kb`, String(KERNEL_READ_AHEAD_KIB)).then(
     () => true,
     () => false,
   );

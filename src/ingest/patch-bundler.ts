@@ -46,7 +46,8 @@ export class PatchBundler {
    * Adds one slot's changed bytes (at most a chunk) and the patches that point into them (their
    * `chunkOffset` counted from the first piece); returns when those bytes are stored.
    */
-  add(pieces: Buffer[], length: number, patches: SlotPatch[]): Promise<void> {
+  add(pieces: Buffer[], patches: SlotPatch[]): Promise<void> {
+    const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
     if (this.bundle.length + length > this.chunkSize) this.flush();
     const bundle = this.bundle;
     const offset = bundle.length;

@@ -173,7 +173,6 @@ export async function writeDisk(options: DiskWriteOptions): Promise<{ index: Dis
     if (pieces.length === 0) return { digest: baseDigest, patches: [...kept, ...fresh] };
     const stored = bundler.add(
       pieces,
-      patchLength,
       fresh.filter((_, n) => !added[n]!.zeros),
     );
     return { digest: baseDigest, patches: [...kept, ...fresh], stored };
