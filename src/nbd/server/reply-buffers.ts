@@ -1,14 +1,3 @@
-import type { BlockReader } from '../../core/block-reader.js';
-
-/** A reader that can fill a caller's buffer (DiskReader can): replies then need no fresh buffer per request. */
-export interface BlockReaderInto extends BlockReader {
-  readInto(offset: number, length: number, target: Buffer, targetOffset?: number): Promise<void>;
-}
-
-export function canReadInto(reader: BlockReader): reader is BlockReaderInto {
-  return typeof (reader as Partial<BlockReaderInto>).readInto === 'function';
-}
-
 /** Below this a reply buffer comes from Node's shared small-buffer pool; pooling it here buys nothing. */
 const MIN_POOLED_BYTES = 64 * 1024;
 

@@ -19,7 +19,7 @@ import type { NegotiatedSession } from './negotiation.js';
 import type { NbdLogger } from './nbd-logger.js';
 import { errorMessage, toNbdError } from './nbd-errors.js';
 import type { ReplyWriter } from './reply-writer.js';
-import { canReadInto, type ReplyBufferPool } from './reply-buffers.js';
+import type { ReplyBufferPool } from './reply-buffers.js';
 
 const DONE = NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE;
 /** Budget charged for requests that carry no data, so a flood of them still queues. */
@@ -151,7 +151,7 @@ export class Transmission {
     let handedOver = false;
     const readPiece = async (offset: number, length: number): Promise<Buffer> => {
       const pool = this.deps.replyBuffers;
-      if (!pool || !canReadInto(reader)) return reader.read(offset, length);
+      if (!pool || !reader.readInto) return reader.read(offset, length);
       const buffer = pool.take(length);
       taken.push(buffer);
       await reader.readInto(offset, length, buffer);
