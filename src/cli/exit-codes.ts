@@ -15,6 +15,8 @@ export const ExitCode = {
   NO_SPACE: 6,
   /** The source of a backup failed: unreadable, truncated, NBD error or stall. */
   SOURCE_FAILED: 7,
+  /** A format, guest filesystem or feature Cairn does not read. */
+  UNSUPPORTED: 8,
   INTERRUPTED: 130,
 } as const;
 
@@ -34,6 +36,7 @@ const BY_ERROR_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_NBD_REMOTE: ExitCode.SOURCE_FAILED,
   ERR_TIMEOUT: ExitCode.SOURCE_FAILED,
   ERR_IO: ExitCode.SOURCE_FAILED,
+  ERR_UNSUPPORTED: ExitCode.UNSUPPORTED,
 };
 
 export function exitCodeFor(code: ErrorCode): number {

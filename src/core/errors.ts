@@ -15,6 +15,8 @@ export const ErrorCode = {
   ERR_OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
   ERR_READ_ONLY: 'ERR_READ_ONLY',
   ERR_IO: 'ERR_IO',
+  /** A format, filesystem or feature Cairn does not read (named in the message); the raw bytes stay available. */
+  ERR_UNSUPPORTED: 'ERR_UNSUPPORTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -6,3 +6,4 @@ export * from './block-reader.js';
 export * from './catalog.js';
 export * from './chunk-store.js';
 export * from './changed-blocks.js';
+export * from './guest-filesystem.js';

@@ -23,6 +23,7 @@ const ERRNO_OF_CODE: Readonly<Record<ErrorCode, number>> = {
   ERR_OUT_OF_RANGE: errno.EINVAL,
   ERR_READ_ONLY: errno.EROFS,
   ERR_IO: errno.EIO,
+  ERR_UNSUPPORTED: errno.EOPNOTSUPP,
 };
 
 export const ERRNO = {

@@ -2,5 +2,6 @@
 // byte-bounded cache (the one lru-cache user), atomic file writes, and the optional native addon.
 export * from './bytes.js';
 export * from './cache.js';
+export * from './bounded-cache.js';
 export * from './atomic-file.js';
 export * from './native.js';
