@@ -3,7 +3,7 @@ import type { BlockReader } from '../core/block-reader.js';
 import type { Catalog } from '../core/catalog.js';
 import { isCairnError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
-import type { CatalogTree, TreeNode } from './catalog-tree.js';
+import type { NamespaceTree, TreeNode } from './namespace-tree.js';
 import { ERRNO, fuseErrnoOf } from './errno.js';
 import { SequentialReadAhead } from './read-ahead.js';
 import { BlockWindow } from './block-window.js';
@@ -73,17 +73,36 @@ export class InFlight {
   }
 }
 
+/**
+ * Guest files keep the guest's permission bits and times. Ownership stays the mounting user's (the
+ * guest's uid/gid mean nothing on this host; `cairn ls -l` shows them), and the owner may always
+ * read: whoever may read the repository may read the raw image anyway.
+ */
+function modeOf(node: TreeNode): number {
+  const type = MODES[node.kind] & ~0o7777;
+  if (!node.guest) return MODES[node.kind];
+  if (node.kind === 'symlink') return MODES.symlink;
+  return type | (node.guest.permissions & 0o7777) | (node.kind === 'dir' ? 0o500 : 0o400);
+}
+
 function statOf(node: TreeNode, owner: Ownership, blockSize: number): FuseStat {
-  const time = new Date(node.mtimeMs);
-  const base = { uid: owner.uid, gid: owner.gid, mtime: time, atime: time, ctime: time };
+  const mtime = new Date(node.mtimeMs);
+  const base = {
+    uid: owner.uid,
+    gid: owner.gid,
+    mtime,
+    atime: node.guest ? new Date(node.guest.atimeMs) : mtime,
+    ctime: node.guest ? new Date(node.guest.ctimeMs) : mtime,
+    mode: modeOf(node),
+  };
   switch (node.kind) {
     case 'dir':
-      return { ...base, mode: MODES.dir, size: 4096, nlink: 2 };
+      return { ...base, size: 4096, nlink: node.guest?.nlink ?? 2 };
     case 'symlink':
-      return { ...base, mode: MODES.symlink, size: Buffer.byteLength(node.target), nlink: 1 };
+      return { ...base, size: Buffer.byteLength(node.target), nlink: node.guest?.nlink ?? 1 };
     case 'file':
       // st_blocks in 512-byte units; st_blksize tells cp and dd the chunk size is the good I/O size.
-      return { ...base, mode: MODES.file, size: node.size, nlink: 1, blksize: blockSize, blocks: Math.ceil(node.size / 512) };
+      return { ...base, size: node.size, nlink: node.guest?.nlink ?? 1, blksize: blockSize, blocks: Math.ceil(node.size / 512) };
   }
 }
 
@@ -109,13 +128,13 @@ function statfsOf(space: { totalBytes: number; freeBytes: number }): FuseStatfs 
 }
 
 /**
- * The fuse-native handlers over a CatalogTree. There is no lseek handler: fuse-native binds libfuse 2.9,
+ * The fuse-native handlers over a NamespaceTree. There is no lseek handler: fuse-native binds libfuse 2.9,
  * whose API has no lseek operation (it came with libfuse 3.8), so SEEK_DATA/SEEK_HOLE on these files
  * fall back to the kernel's default (the whole file is data); holes still read as zeros. Every callback answers exactly once and never throws:
  * failures become errnos through fuseErrnoOf; damaged data is logged with the chunk it came from.
  */
 export function makeFuseOperations(
-  tree: CatalogTree,
+  tree: NamespaceTree,
   catalog: Catalog,
   options: { owner: Ownership; blockSize: number; log: Logger; inFlight: InFlight; closing: { value: boolean } },
 ): FuseOperations {

@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import type { Catalog } from '../core/catalog.js';
 import { CairnError } from '../core/errors.js';
 import { childLogger, type Logger } from '../log/index.js';
-import { CatalogTree } from './catalog-tree.js';
+import { Namespace } from '../restore/namespace/index.js';
+import { NamespaceTree } from './namespace-tree.js';
 import { InFlight, makeFuseOperations } from './fuse-operations.js';
 import { releaseFuseNative } from './fuse-native-release.js';
 import { setKernelReadAhead } from './kernel-read-ahead.js';
@@ -71,7 +72,8 @@ export async function mountCatalog(catalog: Catalog, dirPath: string, options: M
   }
   await mkdir(dir, { recursive: true });
 
-  const tree = new CatalogTree(catalog, log);
+  const namespace = new Namespace(catalog, { warn: (message, context) => log.warn(context, message) });
+  const tree = new NamespaceTree(namespace, log);
   const inFlight = new InFlight();
   const closing = { value: false };
   const operations = makeFuseOperations(tree, catalog, {

@@ -1,15 +1,29 @@
 import { CairnError } from '../core/errors.js';
 
-/** A parsed pseudo-URL `cairn://VM/POINT/DISK[/PARTITION[/PATH]]`; every part after `vm` is optional. */
+/**
+ * A parsed pseudo-URL `cairn://VM/POINT/DISK[/VOLUME][/PATH]`; every part after `vm` is optional.
+ * What follows DISK (a partition `pN`, `lvm/VG/LV`, and a path inside the guest's filesystem, or a
+ * path straight away when the filesystem fills the disk) depends on what the disk holds, so only
+ * the namespace resolver (src/restore/namespace) can split it: `rest` keeps those segments as typed
+ * (guest names escaped as in guest-name.ts).
+ */
 export interface CairnUrl {
   vm?: string;
   point?: string;
   disk?: string;
-  /** 1-based partition number, from `p1`, `p2`, … */
+  rest?: string[];
+  /** 1-based partition number when `rest` starts with `p1`, `p2`, … (kept for the image paths that only know partitions). */
   partition?: number;
-  /** Path inside the partition's filesystem, without a leading slash. */
+  /** The segments after the partition, joined by '/'. */
   path?: string;
 }
+
+export interface ParseOptions {
+  /** Accept `*` as the point: every point of the VM (`cairn versions`). */
+  allowPointWildcard?: boolean;
+}
+
+export const POINT_WILDCARD = '*';
 
 const SCHEME = 'cairn://';
 /** VM, disk and point names: no slashes, no leading dot, printable. */
@@ -34,48 +48,52 @@ export function assertValidName(kind: string, name: string): void {
  * Parses `cairn://VM/POINT/DISK/p1/PATH` or the bare path form `VM/POINT/DISK` that NBD export names
  * and FUSE paths use.
  */
-export function parseCairnUrl(text: string): CairnUrl {
+export function parseCairnUrl(text: string, options: ParseOptions = {}): CairnUrl {
   const path = text.startsWith(SCHEME) ? text.slice(SCHEME.length) : text;
   const parts = path.split('/').filter((p, i, all) => p !== '' || i < all.length - 1);
   if (parts.some((p) => p === '')) {
     throw new CairnError('ERR_INVALID_ARGUMENT', `invalid URL '${text}': empty path component`, { url: text });
   }
-  const [vm, point, disk, partition, ...rest] = parts.map((p) => decodeURIComponent(p));
+  if (parts.some((p) => p === '.' || p === '..')) {
+    throw new CairnError('ERR_INVALID_ARGUMENT', `invalid URL '${text}': '.' and '..' are not path components here`, { url: text });
+  }
+  const [vm, point, disk, ...rest] = parts;
   const url: CairnUrl = {};
   if (vm !== undefined) {
     assertValidName('VM', vm);
     url.vm = vm;
   }
   if (point !== undefined) {
-    if (point !== 'latest') assertValidName('point', point);
+    if (point !== 'latest' && !(options.allowPointWildcard && point === POINT_WILDCARD)) assertValidName('point', point);
     url.point = point;
   }
   if (disk !== undefined) {
     assertValidName('disk', disk);
     url.disk = disk;
   }
-  if (partition !== undefined) {
-    const match = PARTITION_PATTERN.exec(partition);
-    if (!match) {
-      throw new CairnError('ERR_INVALID_ARGUMENT', `invalid partition '${partition}' in '${text}': expected p1, p2, …`, {
-        url: text,
-      });
+  if (rest.length > 0) {
+    url.rest = rest;
+    const match = PARTITION_PATTERN.exec(rest[0]!);
+    if (match) {
+      url.partition = Number(match[1]);
+      if (rest.length > 1) url.path = rest.slice(1).join('/');
     }
-    url.partition = Number(match[1]);
   }
-  if (rest.length > 0) url.path = rest.join('/');
   return url;
 }
 
-/** The path part shared by NBD export names and the FUSE tree: `VM/POINT/DISK[/pN[/PATH]]`. */
+/** The path part shared by NBD export names and the FUSE tree: `VM/POINT/DISK[/VOLUME][/PATH]`. */
 export function formatCairnPath(url: CairnUrl): string {
   const parts: string[] = [];
   for (const part of [url.vm, url.point, url.disk]) {
     if (part === undefined) break;
     parts.push(part);
   }
-  if (url.partition !== undefined) parts.push(`p${url.partition}`);
-  if (url.path !== undefined) parts.push(url.path);
+  if (url.disk !== undefined && url.rest !== undefined) parts.push(...url.rest);
+  else if (url.disk !== undefined && url.partition !== undefined) {
+    parts.push(`p${url.partition}`);
+    if (url.path !== undefined) parts.push(url.path);
+  }
   return parts.join('/');
 }
 
