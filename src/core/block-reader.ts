@@ -18,6 +18,12 @@ export interface BlockReader {
   readInto?(offset: number, length: number, target: Buffer): Promise<void>;
   /** Describes [offset, offset+length) as contiguous extents that hold data or read as zeros. */
   allocation(offset: number, length: number): Promise<AllocationExtent[]>;
+  /**
+   * Names the stored content of [offset, offset+length) without reading it (the chunk digests that
+   * cover it and the range's place in them): equal keys mean equal bytes, within one repository.
+   * Undefined where a reader cannot tell cheaply. `cairn versions` compares file versions with it.
+   */
+  contentKey?(offset: number, length: number): Promise<string | undefined>;
 }
 
 /** A range of a disk marked as changed (or not) relative to another restore point of the same disk. */

@@ -38,6 +38,11 @@ export class PartitionReader implements BlockReader {
     return this.disk.read(this.start + offset, length);
   }
 
+  async contentKey(offset: number, length: number): Promise<string | undefined> {
+    this.check(offset, length);
+    return this.disk.contentKey?.(this.start + offset, length);
+  }
+
   async allocation(offset: number, length: number): Promise<AllocationExtent[]> {
     this.check(offset, length);
     const extents = await this.disk.allocation(this.start + offset, length);

@@ -145,6 +145,16 @@ export class DiskReader implements BlockReader {
     }
   }
 
+  async contentKey(offset: number, length: number): Promise<string | undefined> {
+    this.checkRange(offset, length);
+    if (length === 0) return 'empty';
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((offset + length - 1) / this.blockSize);
+    const keys: string[] = [`${offset - first * this.blockSize}+${length}`];
+    for (let i = first; i <= last; i++) keys.push(this.slotKey(i) ?? 'hole');
+    return keys.join(':');
+  }
+
   async allocation(offset: number, length: number): Promise<AllocationExtent[]> {
     const end = Math.min(this.size, offset + length);
     const extents: AllocationExtent[] = [];

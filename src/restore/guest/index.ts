@@ -1,0 +1,4 @@
+export * from './walk.js';
+export * from './versions.js';
+export * from './tree-restore.js';
+export * from './file-digest.js';
