@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule<object, never>>> = {
   stat: async () => (await import('./commands/stat.js')).statCommand as never,
   cat: async () => (await import('./commands/cat.js')).catCommand as never,
   restore: async () => (await import('./commands/restore.js')).restoreCommand as never,
+  versions: async () => (await import('./commands/versions.js')).versionsCommand as never,
   config: async () => (await import('./commands/config.js')).configCommand as never,
   rm: async () => (await import('./commands/rm.js')).rmCommand as never,
   prune: async () => (await import('./commands/prune.js')).pruneCommand as never,
