@@ -1,6 +1,7 @@
 import type { GuestNodeType } from '../../core/guest-filesystem.js';
 import { CairnError, isCairnError } from '../../core/errors.js';
 import type { Namespace } from '../namespace/namespace.js';
+import type { NamespaceNode } from '../namespace/nodes.js';
 import { fileContentKey, fileSha256 } from './file-digest.js';
 
 /** One run of consecutive points in which the file is the same (or equally absent). */
@@ -33,11 +34,12 @@ export async function fileVersions(
   progress?: VersionsProgress,
 ): Promise<FileVersion[]> {
   const points = await namespace.catalog.listPoints(vm);
+  const vmNode: NamespaceNode = { kind: 'vm', vm, points };
   const digestByKey = new Map<string, string>();
   const versions: FileVersion[] = [];
   let done = 0;
   for (const point of points) {
-    const found = await describeIn(namespace, [vm, point.id, ...pathAfterPoint], digestByKey);
+    const found = await describeIn(namespace, vmNode, [vm], [point.id, ...pathAfterPoint], digestByKey);
     const previous = versions[versions.length - 1];
     if (previous && sameVersion(previous, found)) previous.points.push(point.id);
     else versions.push({ points: [point.id], ...found });
@@ -48,10 +50,17 @@ export async function fileVersions(
 
 type Description = Omit<FileVersion, 'points'>;
 
-async function describeIn(namespace: Namespace, segments: string[], digestByKey: Map<string, string>): Promise<Description> {
+async function describeIn(
+  namespace: Namespace,
+  vmNode: NamespaceNode,
+  vmPath: string[],
+  below: string[],
+  digestByKey: Map<string, string>,
+): Promise<Description> {
+  const segments = [...vmPath, ...below];
   let node;
   try {
-    node = await namespace.resolve(segments);
+    node = await namespace.resolveFrom(vmNode, vmPath, below);
   } catch (err) {
     if (isCairnError(err, 'ERR_NOT_FOUND')) return { absent: err.message };
     throw err;

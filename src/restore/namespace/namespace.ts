@@ -65,9 +65,17 @@ export class Namespace {
    * chroot); the last segment is not followed (as lstat).
    */
   async resolve(segments: readonly string[]): Promise<NamespaceNode> {
-    let node: NamespaceNode = { kind: 'root' };
+    return this.resolveFrom({ kind: 'root' }, [], segments);
+  }
+
+  /**
+   * Resolves `segments` below `start`, which `startPath` names (so that callers walking many
+   * siblings, such as every point of a VM, resolve the common part once).
+   */
+  async resolveFrom(start: NamespaceNode, startPath: readonly string[], segments: readonly string[]): Promise<NamespaceNode> {
+    let node = start;
     const pending = [...segments];
-    const walked: string[] = [];
+    const walked = [...startPath];
     let hops = 0;
     while (pending.length > 0) {
       const segment = pending.shift()!;
