@@ -22,6 +22,13 @@ import { errorMessage, openFailureReply } from './nbd-errors.js';
 /** Option data we are willing to hold; real options are a few hundred bytes (strings cap at 4096). */
 const MAX_OPTION_DATA = 64 * 1024;
 
+/**
+ * Queries per LIST/SET_META_CONTEXT. Each `cairn:changed:POINT` loads a change map, and each selected
+ * context adds a chunk of up to 512 KiB to every block status reply; real clients ask for one or two
+ * (qemu: base:allocation and one bitmap). The spec allows ERR_TOO_BIG for more than a server will take.
+ */
+const MAX_META_CONTEXT_QUERIES = 16;
+
 const SUPPORTED_CLIENT_FLAGS = NBD_CLIENT_FLAG.NBD_FLAG_C_FIXED_NEWSTYLE | NBD_CLIENT_FLAG.NBD_FLAG_C_NO_ZEROES;
 
 /** Transmission flags of every Cairn export: read-only, multi-conn safe (nothing to flush), CACHE honoured. */
@@ -272,6 +279,10 @@ async function answerMetaContext(
     request = decodeMetaContextRequest(data);
   } catch (err) {
     await replyError(NBD_REP.NBD_REP_ERR_INVALID, errorMessage(err));
+    return;
+  }
+  if (request.queries.length > MAX_META_CONTEXT_QUERIES) {
+    await replyError(NBD_REP.NBD_REP_ERR_TOO_BIG, `at most ${MAX_META_CONTEXT_QUERIES} meta context queries at once`);
     return;
   }
   const exp = await openOrAnswer(deps, request.exportName, replyError);

@@ -155,6 +155,21 @@ describe('NBD server negotiation', () => {
     expect((line?.obj as { err?: Error } | undefined)?.err?.message).toBe(damage);
   });
 
+  it('answers meta context requests with more than 16 queries with ERR_TOO_BIG, and the session goes on', async () => {
+    const client = await connect();
+    await client.option(NBD_OPT.NBD_OPT_STRUCTURED_REPLY);
+    const queries = Array.from({ length: 17 }, (_, i) => `cairn:changed:${OLD.slice(0, -1)}${i % 10}`);
+    for (const option of [NBD_OPT.NBD_OPT_SET_META_CONTEXT, NBD_OPT.NBD_OPT_LIST_META_CONTEXT]) {
+      const replies = await client.option(option, encodeMetaContextRequest({ exportName: 'vm1/latest/sda', queries }));
+      expect(replies.map((r) => r.type)).toEqual([NBD_REP.NBD_REP_ERR_TOO_BIG]);
+    }
+    const sixteen = await client.option(
+      NBD_OPT.NBD_OPT_SET_META_CONTEXT,
+      encodeMetaContextRequest({ exportName: 'vm1/latest/sda', queries: queries.slice(0, 16) }),
+    );
+    expect(sixteen[sixteen.length - 1]!.type).toBe(NBD_REP.NBD_REP_ACK);
+  });
+
   it('clips option error messages to the 4096 bytes the spec allows', async () => {
     const client = await connect();
     // The message quotes the name; an over-long reply makes libnbd drop the connection.
