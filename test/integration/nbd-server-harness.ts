@@ -14,9 +14,15 @@ export interface RunResult {
 }
 
 /** Runs a program to completion; never rejects on a non-zero exit (tests check `code`). */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  const options = {
+    timeout: opts.timeoutMs ?? 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: 'utf8' as const,
+    env: opts.env ?? process.env,
+  };
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(cmd, args, options, (err, stdout, stderr) => {
       if (err && typeof (err as { code?: unknown }).code === 'string') return reject(err); // ENOENT: a missing peer fails
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });

@@ -1,5 +1,5 @@
 import { NBD_MAGIC, NBD_REPLY_TYPE, NBD_SIZE } from './constants.js';
-import { assertLength, assertMinLength, nbdProtocolError, readU64beSafe, writeU64be } from './wire.js';
+import { assertLength, assertMinLength, clippedNbdString, nbdProtocolError, readU64beSafe, writeU64be } from './wire.js';
 
 /** Simple reply: magic, u32 error, u64 cookie (READ data follows when error is 0). */
 export interface NbdSimpleReply {
@@ -113,8 +113,7 @@ export function encodeBlockStatusChunk(
 /** A whole ERROR chunk, or ERROR_OFFSET when `offset` is given. */
 export function encodeErrorChunk(cookie: bigint, flags: number, error: number, message: string, offset?: number): Buffer {
   // The message length is a u16 and should stay short; clip rather than fail while reporting an error.
-  let text = Buffer.from(message, 'utf8');
-  if (text.length > 1024) text = text.subarray(0, 1024);
+  const text = clippedNbdString(message, 1024);
   const payload = 6 + text.length + (offset === undefined ? 0 : 8);
   const buf = Buffer.alloc(NBD_SIZE.STRUCTURED_REPLY_HEADER + payload);
   const type = offset === undefined ? NBD_REPLY_TYPE.NBD_REPLY_TYPE_ERROR : NBD_REPLY_TYPE.NBD_REPLY_TYPE_ERROR_OFFSET;

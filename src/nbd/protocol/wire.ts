@@ -43,6 +43,20 @@ export function encodeNbdString(text: string, field: string): Buffer {
   return bytes;
 }
 
+/**
+ * UTF-8 bytes of a message we send while reporting an error (where failing is no option): clipped
+ * to `maxBytes` (at most the spec's 4096) on a character boundary.
+ */
+export function clippedNbdString(text: string, maxBytes: number = NBD_SIZE.MAX_STRING): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  const limit = Math.min(maxBytes, NBD_SIZE.MAX_STRING);
+  if (bytes.length <= limit) return bytes;
+  let end = limit;
+  // A continuation byte (10xxxxxx) at the cut means a character straddles it: cut before its lead byte.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end);
+}
+
 /** Decodes a protocol string, refusing over-long ones and NUL bytes (the spec forbids both). */
 export function decodeNbdString(bytes: Buffer, field: string): string {
   if (bytes.length > NBD_SIZE.MAX_STRING) {

@@ -13,12 +13,24 @@ export class ByteBudget {
     return this.used;
   }
 
+  /** Takes `bytes` now if they fit and nobody is waiting; the hot path, which allocates nothing. */
+  tryAcquire(bytes: number): boolean {
+    if (this.waiters.length > 0 || !this.fits(bytes)) return false;
+    this.used += bytes;
+    return true;
+  }
+
   acquire(bytes: number): Promise<void> {
-    if (this.waiters.length === 0 && this.fits(bytes)) {
-      this.used += bytes;
-      return Promise.resolve();
-    }
+    if (this.tryAcquire(bytes)) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ bytes, grant: resolve }));
+  }
+
+  /**
+   * Counts bytes that already exist (a reply larger than what its request reserved) without waiting:
+   * the budget may go over its limit, and then grants nothing until releases bring it back under.
+   */
+  charge(bytes: number): void {
+    this.used += bytes;
   }
 
   release(bytes: number): void {

@@ -8,7 +8,15 @@ import { negotiate } from './negotiation.js';
 import type { NbdLogger } from './nbd-logger.js';
 import { errorMessage } from './nbd-errors.js';
 import { ReplyWriter } from './reply-writer.js';
+import { RequestAdmission } from './request-admission.js';
 import { Transmission } from './transmission.js';
+
+/**
+ * Request bytes read from the socket ahead of the request being handled. Requests are 28 bytes and
+ * WRITE payloads are discarded as they arrive, so this only needs to cover an option's data (64 KiB
+ * at most); more would let every idle-reading connection hold megabytes of a flood.
+ */
+const REQUEST_READ_AHEAD_BYTES = 256 * 1024;
 
 export interface ConnectionOptions {
   registry: ExportRegistry;
@@ -16,10 +24,13 @@ export interface ConnectionOptions {
   maxPayload: number;
   negotiationTimeoutMs: number;
   writeStallTimeoutMs: number;
-  connectionBudgetBytes: number;
+  /** Requests one connection may have admitted and unanswered (reading stops at this many). */
+  maxRequestsInFlight: number;
   serverBudget: ByteBudget;
   replyBuffers?: ReplyBufferPool;
   newConnectionBudget: () => ByteBudget;
+  /** Called once the handshake is over and the client has entered transmission. */
+  onAttached?: () => void;
 }
 
 /**
@@ -31,6 +42,7 @@ export class NbdConnection {
   private phase: 'negotiation' | 'transmission' | 'closing' = 'negotiation';
   private shuttingDown = false;
   private transmission: Transmission | undefined;
+  private writer: ReplyWriter | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -45,6 +57,16 @@ export class NbdConnection {
     });
   }
 
+  /** Reply bytes queued on the socket that the kernel has not taken yet. */
+  get queuedBytes(): number {
+    return this.writer?.queuedBytes ?? 0;
+  }
+
+  /** Requests admitted and not yet answered. */
+  get inFlightRequests(): number {
+    return this.transmission?.inFlight ?? 0;
+  }
+
   /** Graceful stop: negotiating clients are dropped, transmitting ones get their in-flight replies first. */
   shutdown(): void {
     this.shuttingDown = true;
@@ -52,12 +74,18 @@ export class NbdConnection {
     else this.transmission?.stop();
   }
 
+  /** Drops a client that has not finished its handshake, to make room for another. */
+  evict(): void {
+    if (this.phase === 'negotiation') this.socket.destroy();
+  }
+
   private async run(): Promise<void> {
     const { socket, options } = this;
-    const queue = NbdByteQueue.fromStream(socket, 2 * 1024 * 1024);
+    const queue = NbdByteQueue.fromStream(socket, REQUEST_READ_AHEAD_BYTES);
     const writer = new ReplyWriter(socket, options.writeStallTimeoutMs, () =>
       options.log.warn({ timeoutMs: options.writeStallTimeoutMs }, 'NBD client stopped reading replies; dropping it'),
     );
+    this.writer = writer;
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const timer = setTimeout(() => {
       options.log.info({ timeoutMs: options.negotiationTimeoutMs }, 'NBD client did not finish the handshake in time; closing');
@@ -76,6 +104,7 @@ export class NbdConnection {
       clearTimeout(timer);
       if (!session) return;
       this.phase = 'transmission';
+      options.onAttached?.();
       options.log.info({ export: session.export.name, structuredReplies: session.structuredReplies }, 'NBD client attached');
       this.transmission = new Transmission({
         queue,
@@ -83,7 +112,7 @@ export class NbdConnection {
         session,
         log: options.log,
         maxPayload: options.maxPayload,
-        budgets: [options.newConnectionBudget(), options.serverBudget],
+        admission: new RequestAdmission(options.maxRequestsInFlight, [options.newConnectionBudget(), options.serverBudget]),
         ...(options.replyBuffers ? { replyBuffers: options.replyBuffers } : {}),
       });
       if (this.shuttingDown) this.transmission.stop();

@@ -1,4 +1,3 @@
-import { isCairnError } from '../../core/errors.js';
 import type { NbdByteQueue } from '../protocol/byte-queue.js';
 import {
   NBD_CLIENT_FLAG,
@@ -13,15 +12,22 @@ import {
 import { decodeClientFlags, encodeExportNameReply, encodeServerGreeting } from '../protocol/handshake.js';
 import { decodeInfoRequest, decodeMetaContextRequest, decodeOptionHeader } from '../protocol/option.js';
 import { encodeOptionReply, encodeRepInfo, encodeRepMetaContext, encodeRepServer } from '../protocol/option-reply.js';
-import { decodeNbdString, nbdProtocolError } from '../protocol/wire.js';
+import { clippedNbdString, decodeNbdString, nbdProtocolError } from '../protocol/wire.js';
 import type { ExportRegistry, ResolvedExport } from './export-registry.js';
 import { matchMetaContexts, type MetaContext } from './meta-contexts.js';
 import type { NbdLogger } from './nbd-logger.js';
 import type { ReplyWriter } from './reply-writer.js';
-import { errorMessage } from './nbd-errors.js';
+import { errorMessage, openFailureReply } from './nbd-errors.js';
 
 /** Option data we are willing to hold; real options are a few hundred bytes (strings cap at 4096). */
 const MAX_OPTION_DATA = 64 * 1024;
+
+/**
+ * Queries per LIST/SET_META_CONTEXT. Each `cairn:changed:POINT` loads a change map, and each selected
+ * context adds a chunk of up to 512 KiB to every block status reply; real clients ask for one or two
+ * (qemu: base:allocation and one bitmap). The spec allows ERR_TOO_BIG for more than a server will take.
+ */
+const MAX_META_CONTEXT_QUERIES = 16;
 
 const SUPPORTED_CLIENT_FLAGS = NBD_CLIENT_FLAG.NBD_FLAG_C_FIXED_NEWSTYLE | NBD_CLIENT_FLAG.NBD_FLAG_C_NO_ZEROES;
 
@@ -83,7 +89,8 @@ export async function negotiate(deps: NegotiationDeps): Promise<NegotiatedSessio
   for (;;) {
     const header = decodeOptionHeader(await queue.read(NBD_SIZE.OPTION_HEADER));
     const reply = (type: number, data?: Buffer): Promise<void> => writer.send([encodeOptionReply(header.option, type, data)]);
-    const replyError = (type: number, message: string): Promise<void> => reply(type, Buffer.from(message, 'utf8'));
+    // Error messages are clipped to the spec's 4096 bytes: libnbd drops the connection on longer ones.
+    const replyError = (type: number, message: string): Promise<void> => reply(type, clippedNbdString(message));
     deps.log.debug({ option: nbdName(NBD_OPT, header.option), length: header.length }, 'NBD option');
 
     if (header.length > MAX_OPTION_DATA) {
@@ -134,8 +141,15 @@ async function handleOption(
       try {
         exp = await deps.registry.open(name);
       } catch (err) {
-        // EXPORT_NAME has no error reply: the spec's answer is to hang up.
-        deps.log.info({ export: name, err: errorMessage(err) }, 'NBD client asked for an unknown export; closing');
+        // EXPORT_NAME has no error reply: the spec's answer is to hang up, so the log says why.
+        if (openFailureReply(err) === NBD_REP.NBD_REP_ERR_UNKNOWN) {
+          deps.log.info({ export: name, err: errorMessage(err) }, 'NBD client asked for an unknown export; closing');
+        } else {
+          deps.log.warn(
+            { export: name, err },
+            'NBD export could not be opened for NBD_OPT_EXPORT_NAME, which cannot carry an error; closing',
+          );
+        }
         return 'closed';
       }
       await deps.writer.send([encodeExportNameReply(exp.reader.size, exportTransmissionFlags(state.structuredReplies), state.noZeroes)]);
@@ -191,11 +205,13 @@ async function openOrAnswer(deps: NegotiationDeps, name: string, replyError: Rep
   try {
     return await deps.registry.open(name);
   } catch (err) {
-    if (isCairnError(err, 'ERR_NOT_FOUND') || isCairnError(err, 'ERR_INVALID_ARGUMENT')) {
-      await replyError(NBD_REP.NBD_REP_ERR_UNKNOWN, errorMessage(err));
+    const type = openFailureReply(err);
+    if (type === NBD_REP.NBD_REP_ERR_UNKNOWN) {
+      await replyError(type, errorMessage(err));
     } else {
+      // The client sees the reason (qemu prints it; libnbd logs it with LIBNBD_DEBUG=1), and so does the log.
       deps.log.warn({ export: name, err }, 'NBD export could not be opened');
-      await replyError(NBD_REP.NBD_REP_ERR_PLATFORM, `export '${name}' could not be opened: ${errorMessage(err)}`);
+      await replyError(type, `export '${name}' cannot be served: ${errorMessage(err)}`);
     }
     return undefined;
   }
@@ -263,6 +279,10 @@ async function answerMetaContext(
     request = decodeMetaContextRequest(data);
   } catch (err) {
     await replyError(NBD_REP.NBD_REP_ERR_INVALID, errorMessage(err));
+    return;
+  }
+  if (request.queries.length > MAX_META_CONTEXT_QUERIES) {
+    await replyError(NBD_REP.NBD_REP_ERR_TOO_BIG, `at most ${MAX_META_CONTEXT_QUERIES} meta context queries at once`);
     return;
   }
   const exp = await openOrAnswer(deps, request.exportName, replyError);

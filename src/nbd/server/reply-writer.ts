@@ -10,6 +10,8 @@ import type { Socket } from 'node:net';
  */
 export class ReplyWriter {
   private drainWaiters: (() => void)[] = [];
+  /** One timer for all waiting sends: armed by the first wait after a drain, cleared by the next drain. */
+  private stallTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private corked = false;
 
@@ -31,6 +33,11 @@ export class ReplyWriter {
 
   get isClosed(): boolean {
     return this.closed || this.socket.destroyed;
+  }
+
+  /** Reply bytes the socket holds that the kernel has not taken yet. */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
   }
 
   /**
@@ -57,17 +64,20 @@ export class ReplyWriter {
     if (ok) return;
     await new Promise<void>((resolve) => {
       if (this.isClosed) return resolve();
-      const timer = setTimeout(() => {
-        if (this.isClosed || !this.socket.writableNeedDrain) return;
-        this.onStall();
-        this.socket.destroy();
-      }, this.stallTimeoutMs);
-      timer.unref();
-      this.drainWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+      this.drainWaiters.push(resolve);
+      this.stallTimer ??= this.armStallTimer();
     });
+  }
+
+  private armStallTimer(): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.isClosed || !this.socket.writableNeedDrain) return this.wakeAll();
+      this.onStall();
+      this.socket.destroy();
+    }, this.stallTimeoutMs);
+    timer.unref();
+    return timer;
   }
 
   private flush(): void {
@@ -78,6 +88,10 @@ export class ReplyWriter {
   }
 
   private wakeAll(): void {
+    if (this.stallTimer) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+    }
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const wake of waiters) wake();

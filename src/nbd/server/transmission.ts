@@ -13,16 +13,21 @@ import {
 } from '../protocol/reply.js';
 import { decodeRequest, type NbdRequest } from '../protocol/request.js';
 import { nbdProtocolError } from '../protocol/wire.js';
-import type { ByteBudget } from './byte-budget.js';
 import type { MetaContext } from './meta-contexts.js';
 import type { NegotiatedSession } from './negotiation.js';
 import type { NbdLogger } from './nbd-logger.js';
 import { errorMessage, toNbdError } from './nbd-errors.js';
 import type { ReplyWriter } from './reply-writer.js';
 import type { ReplyBufferPool } from './reply-buffers.js';
+import type { RequestAdmission } from './request-admission.js';
 
 const DONE = NBD_REPLY_FLAG.NBD_REPLY_FLAG_DONE;
-/** Budget charged for requests that carry no data, so a flood of them still queues. */
+/**
+ * What a request without data reserves (a refusal, FLUSH, block status): its bookkeeping and a short
+ * reply, so a flood of them still fills the budgets. A reply may also exceed its request's
+ * reservation by this much uncharged (headers, an error message): a 256 KiB read then reserves
+ * exactly 256 KiB and nbdcopy's 64 requests still fit one connection's 16 MiB.
+ */
 const SMALL_REQUEST_COST = 4096;
 /** Upper bound on descriptors per block status chunk (the spec asks for at most 2^20). */
 const MAX_DESCRIPTORS = 1 << 16;
@@ -33,21 +38,33 @@ export interface TransmissionDeps {
   session: NegotiatedSession;
   log: NbdLogger;
   maxPayload: number;
-  budgets: readonly ByteBudget[];
+  /** Requests and reply bytes this connection may have in flight (its budget and the server's). */
+  admission: RequestAdmission;
   /** Reused reply payload buffers (shared by the server's connections). */
   replyBuffers?: ReplyBufferPool;
 }
 
+/** Why a request is answered with an error before any work. */
+interface Refusal {
+  error: number;
+  message: string;
+}
+
 /**
- * The transmission phase of one connection: requests are read in order, run concurrently within the
- * byte budgets, and answered as they complete (out of order, as the spec allows). Resolves after
- * DISC, a closed stream or `stop()`, once every started request has been answered.
+ * The transmission phase of one connection: requests are read in order, admitted within the
+ * connection's limits (no further request is read until one is), run concurrently, and answered as
+ * they complete (out of order, as the spec allows). Resolves after DISC, a closed stream or
+ * `stop()`, once every admitted request has been answered.
  */
 export class Transmission {
-  private readonly inFlight = new Set<Promise<void>>();
   private stopping = false;
 
   constructor(private readonly deps: TransmissionDeps) {}
+
+  /** Requests admitted and not yet answered. */
+  get inFlight(): number {
+    return this.deps.admission.inFlight;
+  }
 
   /** Stops reading requests; those already started are still answered. */
   stop(): void {
@@ -59,12 +76,12 @@ export class Transmission {
     try {
       await this.loop();
     } finally {
-      await Promise.allSettled([...this.inFlight]);
+      await this.deps.admission.idle();
     }
   }
 
   private async loop(): Promise<void> {
-    const { queue, log } = this.deps;
+    const { queue, log, admission } = this.deps;
     while (!this.stopping) {
       let header: Buffer;
       try {
@@ -81,72 +98,93 @@ export class Transmission {
       // A bad magic throws: the stream is out of sync. (No per-request log line: it shows in profiles.)
       const request = decodeRequest(header);
       if (request.type === NBD_CMD.NBD_CMD_DISC) return;
-      await this.dispatch(request);
+      if (request.type === NBD_CMD.NBD_CMD_WRITE) {
+        // The payload must be consumed to stay in sync; beyond the limit we cannot afford to.
+        if (request.length > this.deps.maxPayload) {
+          throw nbdProtocolError('NBD write payload larger than the maximum', { length: request.length });
+        }
+        await queue.skip(request.length);
+      }
+      const refusal = this.refusal(request);
+      const cost = refusal || request.type === NBD_CMD.NBD_CMD_BLOCK_STATUS ? SMALL_REQUEST_COST : readCost(request.length);
+      // Back-pressure: while the connection is over its limits, no further request is read.
+      const waiting = admission.admit(cost);
+      if (waiting) await waiting;
+      void this.answer(request, cost, refusal);
     }
   }
 
-  private async dispatch(request: NbdRequest): Promise<void> {
+  /** The error a request gets without any work, or undefined when it is valid. */
+  private refusal(request: NbdRequest): Refusal | undefined {
     const { session, maxPayload } = this.deps;
     const size = session.export.reader.size;
-    const fail = (error: number, message: string): void => this.track(this.sendError(request, error, message));
-
-    if (request.type === NBD_CMD.NBD_CMD_WRITE) {
-      // The payload must be consumed to stay in sync; beyond the limit we cannot afford to.
-      if (request.length > maxPayload) {
-        throw nbdProtocolError('NBD write payload larger than the maximum', { length: request.length });
-      }
-      await this.deps.queue.skip(request.length);
-      return fail(NBD_ERROR.NBD_EPERM, 'export is read-only');
-    }
-    if (request.type === NBD_CMD.NBD_CMD_TRIM || request.type === NBD_CMD.NBD_CMD_WRITE_ZEROES) {
-      return fail(NBD_ERROR.NBD_EPERM, 'export is read-only');
+    if (request.type === NBD_CMD.NBD_CMD_WRITE || request.type === NBD_CMD.NBD_CMD_TRIM || request.type === NBD_CMD.NBD_CMD_WRITE_ZEROES) {
+      return { error: NBD_ERROR.NBD_EPERM, message: 'export is read-only' };
     }
     const allowed = allowedFlags(request.type, session.structuredReplies);
-    if (allowed === undefined) return fail(NBD_ERROR.NBD_EINVAL, `unknown command ${request.type}`);
+    if (allowed === undefined) return { error: NBD_ERROR.NBD_EINVAL, message: `unknown command ${request.type}` };
     if ((request.flags & ~allowed) !== 0) {
-      return fail(NBD_ERROR.NBD_EINVAL, `flags 0x${request.flags.toString(16)} not valid for ${nbdName(NBD_CMD, request.type)}`);
+      return {
+        error: NBD_ERROR.NBD_EINVAL,
+        message: `flags 0x${request.flags.toString(16)} not valid for ${nbdName(NBD_CMD, request.type)}`,
+      };
     }
-    if (request.type === NBD_CMD.NBD_CMD_FLUSH) return this.track(this.sendOk(request));
-
+    if (request.type === NBD_CMD.NBD_CMD_FLUSH) return undefined;
     if (request.offset + request.length > size) {
-      return fail(NBD_ERROR.NBD_EINVAL, `range ${request.offset}+${request.length} is past the end of the export (${size})`);
+      return {
+        error: NBD_ERROR.NBD_EINVAL,
+        message: `range ${request.offset}+${request.length} is past the end of the export (${size})`,
+      };
     }
     if (request.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) {
-      if (session.contexts.length === 0) return fail(NBD_ERROR.NBD_EINVAL, 'no meta context was selected');
-      if (request.length === 0) return fail(NBD_ERROR.NBD_EINVAL, 'block status of zero length');
-      return this.runBudgeted(SMALL_REQUEST_COST, () => this.blockStatus(request));
+      if (session.contexts.length === 0) return { error: NBD_ERROR.NBD_EINVAL, message: 'no meta context was selected' };
+      if (request.length === 0) return { error: NBD_ERROR.NBD_EINVAL, message: 'block status of zero length' };
+      return undefined;
     }
     if (request.length > maxPayload) {
-      return fail(NBD_ERROR.NBD_EINVAL, `request of ${request.length} bytes exceeds the maximum of ${maxPayload}`);
+      return { error: NBD_ERROR.NBD_EINVAL, message: `request of ${request.length} bytes exceeds the maximum of ${maxPayload}` };
     }
-    const cost = readCost(request.length);
-    if (request.type === NBD_CMD.NBD_CMD_CACHE) return this.runBudgeted(cost, () => this.cache(request));
-    return this.runBudgeted(cost, () => this.read(request));
+    return undefined;
   }
 
-  /** Waits for budget (back-pressure: no further requests are read meanwhile), then runs in the background. */
-  private async runBudgeted(cost: number, work: () => Promise<void>): Promise<void> {
-    const acquired: ByteBudget[] = [];
-    for (const budget of this.deps.budgets) {
-      await budget.acquire(cost);
-      acquired.push(budget);
+  /** Runs one admitted request to its reply; never rejects, and gives its admission back at the end. */
+  private async answer(request: NbdRequest, cost: number, refusal: Refusal | undefined): Promise<void> {
+    try {
+      if (refusal) await this.sendError(request, refusal.error, refusal.message);
+      else if (request.type === NBD_CMD.NBD_CMD_READ) await this.read(request, cost);
+      else if (request.type === NBD_CMD.NBD_CMD_BLOCK_STATUS) await this.blockStatus(request, cost);
+      else if (request.type === NBD_CMD.NBD_CMD_CACHE) await this.cache(request);
+      else await this.sendOk(request);
+    } catch (err) {
+      this.deps.log.error({ err }, 'NBD request handler failed');
+    } finally {
+      this.deps.admission.finish(cost);
     }
-    this.track(
-      work().finally(() => {
-        for (const budget of acquired) budget.release(cost);
-      }),
-    );
   }
 
-  private track(task: Promise<void>): void {
-    const guarded = task.catch((err: unknown) => this.deps.log.error({ err }, 'NBD request handler failed'));
-    this.inFlight.add(guarded);
-    void guarded.finally(() => this.inFlight.delete(guarded));
+  /**
+   * Sends one reply. Bytes beyond what its request reserved (plus the small allowance) are charged to
+   * the budgets, over their limits if need be, until the socket has taken them: every reply counts.
+   */
+  private send(buffers: readonly Buffer[], reserved: number, onWritten?: () => void): Promise<void> {
+    let bytes = 0;
+    for (const buffer of buffers) bytes += buffer.length;
+    const excess = bytes - reserved - SMALL_REQUEST_COST;
+    if (excess <= 0) return this.deps.writer.send(buffers, onWritten);
+    return this.sendCharged(buffers, excess, onWritten);
   }
 
-  private async read(request: NbdRequest): Promise<void> {
+  private async sendCharged(buffers: readonly Buffer[], excess: number, onWritten?: () => void): Promise<void> {
+    this.deps.admission.charge(excess);
+    try {
+      await this.deps.writer.send(buffers, onWritten);
+    } finally {
+      this.deps.admission.refund(excess);
+    }
+  }
+
+  private async read(request: NbdRequest, reserved: number): Promise<void> {
     const { reader } = this.deps.session.export;
-    const { writer } = this.deps;
     const taken: Buffer[] = [];
     let handedOver = false;
     const readPiece = async (offset: number, length: number): Promise<Buffer> => {
@@ -164,10 +202,10 @@ export class Transmission {
       if (!this.deps.session.structuredReplies) {
         const data = await readPiece(request.offset, request.length);
         handedOver = true;
-        await writer.send([encodeSimpleReply(request.cookie, 0), data], giveBack);
+        await this.send([encodeSimpleReply(request.cookie, 0), data], reserved, giveBack);
         return;
       }
-      if (request.length === 0) return await writer.send([encodeNoneChunk(request.cookie, DONE)]);
+      if (request.length === 0) return await this.deps.writer.send([encodeNoneChunk(request.cookie, DONE)]);
       const wholeOnly = (request.flags & NBD_CMD_FLAG.NBD_CMD_FLAG_DF) !== 0;
       const pieces = wholeOnly
         ? [{ offset: request.offset, length: request.length, zero: false }]
@@ -184,7 +222,7 @@ export class Transmission {
         else buffers.push(encodeOffsetDataHeader(request.cookie, flags, piece.offset, bytes.length), bytes);
       });
       handedOver = true;
-      await writer.send(buffers, giveBack);
+      await this.send(buffers, reserved, giveBack);
     } catch (err) {
       // Buffers not handed to the socket are free again (all pieces have settled by now).
       if (!handedOver) giveBack();
@@ -204,7 +242,7 @@ export class Transmission {
     }
   }
 
-  private async blockStatus(request: NbdRequest): Promise<void> {
+  private async blockStatus(request: NbdRequest, reserved: number): Promise<void> {
     const { contexts } = this.deps.session;
     const reqOne = (request.flags & NBD_CMD_FLAG.NBD_CMD_FLAG_REQ_ONE) !== 0;
     try {
@@ -213,7 +251,7 @@ export class Transmission {
         const limited = reqOne ? descriptors.slice(0, 1) : descriptors.slice(0, MAX_DESCRIPTORS);
         return encodeBlockStatusChunk(request.cookie, i === answers.length - 1 ? DONE : 0, i + 1, limited);
       });
-      await this.deps.writer.send(buffers);
+      await this.send(buffers, reserved);
     } catch (err) {
       this.logFailure(request, err);
       await this.sendError(request, toNbdError(err), errorMessage(err));

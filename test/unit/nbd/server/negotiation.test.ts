@@ -124,6 +124,63 @@ describe('NBD server negotiation', () => {
     expect((await client.option(NBD_OPT.NBD_OPT_GO, bad))[0]!.type).toBe(NBD_REP.NBD_REP_ERR_INVALID);
   });
 
+  it('answers GO, INFO and meta contexts on a damaged export with ERR_POLICY naming the damage, and logs it', async () => {
+    const damage = "index vm1/20261121T010000Z/sda.cidx is damaged: it does not match the manifest's digest";
+    served.catalog.openDisk = async () => {
+      throw new CairnError('ERR_FORMAT_INVALID', damage, { file: 'vm1/20261121T010000Z/sda.cidx' });
+    };
+    const client = await connect();
+    const request = encodeInfoRequest({ exportName: 'vm1/latest/sda', infos: [] });
+    for (const option of [NBD_OPT.NBD_OPT_INFO, NBD_OPT.NBD_OPT_GO]) {
+      const [reply, ...rest] = await client.option(option, request);
+      expect(rest).toHaveLength(0);
+      expect(reply!.type, `option ${option}`).toBe(NBD_REP.NBD_REP_ERR_POLICY);
+      expect(reply!.data.toString('utf8')).toBe(`export 'vm1/latest/sda' cannot be served: ${damage}`);
+    }
+    const list = await client.option(
+      NBD_OPT.NBD_OPT_LIST_META_CONTEXT,
+      encodeMetaContextRequest({ exportName: 'vm1/latest/sda', queries: [] }),
+    );
+    expect(list[0]!.type).toBe(NBD_REP.NBD_REP_ERR_POLICY);
+    // An export that does not exist is still ERR_UNKNOWN, and the session goes on.
+    const unknown = await client.option(NBD_OPT.NBD_OPT_GO, encodeInfoRequest({ exportName: 'vm1/latest/nope', infos: [] }));
+    expect(unknown[0]!.type).toBe(NBD_REP.NBD_REP_ERR_UNKNOWN);
+    expect(served.logs.some((l) => l.level === 'warn' && l.msg === 'NBD export could not be opened')).toBe(true);
+
+    // EXPORT_NAME cannot carry an error: the server hangs up and its log names the damage.
+    const old = await connect();
+    old.socket.write(encodeOption(NBD_OPT.NBD_OPT_EXPORT_NAME, Buffer.from('vm1/latest/sda')));
+    await old.closed;
+    const line = served.logs.find((l) => l.level === 'warn' && /NBD_OPT_EXPORT_NAME/.test(l.msg ?? ''));
+    expect((line?.obj as { err?: Error } | undefined)?.err?.message).toBe(damage);
+  });
+
+  it('answers meta context requests with more than 16 queries with ERR_TOO_BIG, and the session goes on', async () => {
+    const client = await connect();
+    await client.option(NBD_OPT.NBD_OPT_STRUCTURED_REPLY);
+    const queries = Array.from({ length: 17 }, (_, i) => `cairn:changed:${OLD.slice(0, -1)}${i % 10}`);
+    for (const option of [NBD_OPT.NBD_OPT_SET_META_CONTEXT, NBD_OPT.NBD_OPT_LIST_META_CONTEXT]) {
+      const replies = await client.option(option, encodeMetaContextRequest({ exportName: 'vm1/latest/sda', queries }));
+      expect(replies.map((r) => r.type)).toEqual([NBD_REP.NBD_REP_ERR_TOO_BIG]);
+    }
+    const sixteen = await client.option(
+      NBD_OPT.NBD_OPT_SET_META_CONTEXT,
+      encodeMetaContextRequest({ exportName: 'vm1/latest/sda', queries: queries.slice(0, 16) }),
+    );
+    expect(sixteen[sixteen.length - 1]!.type).toBe(NBD_REP.NBD_REP_ACK);
+  });
+
+  it('clips option error messages to the 4096 bytes the spec allows', async () => {
+    const client = await connect();
+    // The message quotes the name; an over-long reply makes libnbd drop the connection.
+    const name = `vm1/latest/${'é'.repeat(2040)}`;
+    const [reply] = await client.option(NBD_OPT.NBD_OPT_GO, encodeInfoRequest({ exportName: name, infos: [] }));
+    expect(reply!.type).toBe(NBD_REP.NBD_REP_ERR_UNKNOWN);
+    expect(reply!.data.length).toBeGreaterThan(4000);
+    expect(reply!.data.length).toBeLessThanOrEqual(4096);
+    expect(reply!.data.toString('utf8')).not.toContain('\ufffd'); // cut between characters, never inside one
+  });
+
   it('serves EXPORT_NAME without padding when NO_ZEROES was agreed, and hangs up on unknown names', async () => {
     const client = await connect();
     client.socket.write(encodeOption(NBD_OPT.NBD_OPT_EXPORT_NAME, Buffer.from(`vm1/${OLD}/sda`)));

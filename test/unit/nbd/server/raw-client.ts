@@ -1,4 +1,4 @@
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, type NetConnectOpts, type Socket } from 'node:net';
 import {
   NBD_CLIENT_FLAG,
   NBD_REP,
@@ -47,8 +47,9 @@ export class RawNbdClient {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
 
-  static async connect(path: string): Promise<RawNbdClient> {
-    const socket = createConnection(path);
+  /** A Unix socket path, or connect options (TCP with a chosen local address, for per-client limits). */
+  static async connect(where: string | NetConnectOpts): Promise<RawNbdClient> {
+    const socket = typeof where === 'string' ? createConnection(where) : createConnection(where);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

@@ -255,13 +255,20 @@ describe('NBD server against hostile clients', () => {
     expect(served.server.inFlightBytes).toBe(0);
   });
 
-  it('refuses clients beyond the connection limit with a clear log line', async () => {
-    const sockets = [];
-    for (let i = 0; i < 6; i++) sockets.push(await RawNbdClient.connect(served.socketPath));
-    clients.push(...sockets);
-    await Promise.all(sockets.slice(4).map((s) => s.closed));
+  it('refuses clients beyond the connection limit with a clear log line once every slot is attached', async () => {
+    const attached = await Promise.all(Array.from({ length: 4 }, () => attach('vm1/latest/sda')));
+    const late = [];
+    for (let i = 0; i < 2; i++) late.push(await RawNbdClient.connect(served.socketPath));
+    clients.push(...late);
+    await Promise.all(late.map((s) => s.closed));
     expect(served.server.connectionCount).toBe(4);
     expect(served.logs.some((l) => l.level === 'warn' && /connection limit \(4\) reached/.test(l.msg ?? ''))).toBe(true);
+    // The attached clients were not touched.
+    for (const client of attached) {
+      const r = req(NBD_CMD.NBD_CMD_READ, 0, 4);
+      client.send(r);
+      expect((await client.nextChunk(4)).error).toBe(0);
+    }
   });
 
   it('answers in-flight reads before shutting down, then closes', async () => {
