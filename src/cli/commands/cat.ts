@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { CairnError } from '../../core/errors.js';
 import { copyToStream, openUrlReader } from '../../restore/index.js';
 import { parseCairnUrl, requireDiskUrl } from '../../url/cairn-url.js';
+import { Namespace } from '../../restore/namespace/index.js';
 import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
 import { ProgressBar } from '../progress.js';
 import { withInterruption } from '../interrupt.js';
@@ -19,7 +20,7 @@ export const catCommand: CommandModule<object, CatArgs> = {
       throw new CairnError('ERR_INVALID_ARGUMENT', 'refusing to write a disk image to a terminal; redirect standard output');
     const catalog = await openCatalogFromArgs(argv, { cacheBytes: 32 * 1024 * 1024 });
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
-    const reader = await openUrlReader(catalog, url);
+    const reader = await openUrlReader(new Namespace(catalog), url);
     const bar = new ProgressBar('cat', reader.size);
     await withInterruption((signal) => copyToStream(reader, process.stdout, (done) => bar.update(done), signal));
     bar.finish();

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { openUrlReader, restoreToPath } from '../../restore/index.js';
 import { parseCairnUrl, requireDiskUrl } from '../../url/cairn-url.js';
 import { formatBytes } from '../../util/bytes.js';
+import { Namespace } from '../../restore/namespace/index.js';
 import { openCatalogFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 import { ProgressBar } from '../progress.js';
 import { withInterruption } from '../interrupt.js';
@@ -23,7 +24,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
   handler: async (argv) => {
     const catalog = await openCatalogFromArgs(argv, { cacheBytes: 32 * 1024 * 1024 });
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
-    const reader = await openUrlReader(catalog, url);
+    const reader = await openUrlReader(new Namespace(catalog), url);
     const bar = new ProgressBar('restore', reader.size);
     const { blockDevice } = await withInterruption((signal) =>
       restoreToPath(reader, argv.dest, { force: argv.force, progress: (done) => bar.update(done), signal }),

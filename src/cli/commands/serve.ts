@@ -12,6 +12,7 @@ import {
   type NbdListenAddress,
 } from '../../nbd/server/index.js';
 import { openUrlReader } from '../../restore/open-url.js';
+import { Namespace } from '../../restore/namespace/index.js';
 import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
 import { nextTerminationSignal } from '../interrupt.js';
 import { startFuseMount } from './mount.js';
@@ -45,9 +46,11 @@ export async function startNbdServer(
       `refusing to serve NBD beyond this machine on ${exposed.map(formatListenAddress).join(', ')}: add --listen-any to allow it`,
     );
   }
+  const log = childLogger('nbd');
+  const namespace = new Namespace(catalog, { warn: (message, context) => log.warn(context, message) });
   const server = new NbdServer({
-    registry: new ExportRegistry(catalog, openUrlReader),
-    log: childLogger('nbd'),
+    registry: new ExportRegistry(catalog, (_catalog, url) => openUrlReader(namespace, url)),
+    log,
     ...(request.maxConnections !== undefined ? { maxConnections: request.maxConnections } : {}),
   });
   const bound: NbdListenAddress[] = [];

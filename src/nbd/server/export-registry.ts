@@ -4,15 +4,15 @@ import { CairnError, isCairnError } from '../../core/errors.js';
 import { formatCairnPath, parseCairnUrl, type CairnUrl } from '../../url/cairn-url.js';
 
 /**
- * Opens the BlockReader a (point-resolved) URL names. The composition root passes src/restore's
- * `openUrlReader` (disks and partitions); nbd sits below restore, so it cannot import it itself.
+ * Opens the BlockReader a (point-resolved) URL names. The composition root passes one over src/restore's
+ * namespace (disks, partitions, logical volumes); nbd sits below restore, so it cannot import it itself.
  */
 export type ExportReaderOpener = (catalog: Catalog, url: CairnUrl) => Promise<BlockReader>;
 
 /** Whole disks only: what a Catalog offers by itself. */
 export const openWholeDisk: ExportReaderOpener = async (catalog, url) => {
-  if (url.partition !== undefined) {
-    throw new CairnError('ERR_NOT_FOUND', `partition exports are not available here: ${formatCairnPath(url)}`, {
+  if (url.rest !== undefined) {
+    throw new CairnError('ERR_NOT_FOUND', `volume exports are not available here: ${formatCairnPath(url)}`, {
       url: formatCairnPath(url),
     });
   }
@@ -33,7 +33,8 @@ export interface ResolvedExport {
   vm: string;
   point: PointInfo;
   disk: string;
-  partition?: number;
+  /** The volume inside the disk (`p1`, `lvm/VG/LV`), when the export is not the whole disk. */
+  volume?: string;
   reader: BlockReader;
   description: string;
 }
@@ -84,28 +85,29 @@ export class ExportRegistry {
     }
     const pinned: CairnUrl = { ...url, point: point.id };
     const reader = await this.openReader(this.catalog, pinned);
+    const volume = url.rest?.join('/');
     return {
       name,
       canonicalName: formatCairnPath(pinned),
       vm: url.vm,
       point,
       disk: url.disk,
-      ...(url.partition !== undefined ? { partition: url.partition } : {}),
+      ...(volume !== undefined ? { volume } : {}),
       reader,
-      description: describe(url.vm, point, url.disk) + (url.partition !== undefined ? ` partition ${url.partition}` : ''),
+      description: describe(url.vm, point, url.disk) + (volume !== undefined ? `, volume ${volume}` : ''),
     };
   }
 
   /** Points of the same VM, other than the export's own, that hold the same disk (candidates for `cairn:changed:`). */
   async comparablePoints(exp: ResolvedExport): Promise<PointInfo[]> {
-    if (exp.partition !== undefined) return [];
+    if (exp.volume !== undefined) return [];
     const points = await this.catalog.listPoints(exp.vm);
     return points.filter((p) => p.id !== exp.point.id && p.disks.some((d) => d.name === exp.disk));
   }
 
   /** The change map against `sincePoint`, or undefined when that is this same point or lacks this disk. */
   async changeMap(exp: ResolvedExport, sincePoint: string): Promise<ChangeMap | undefined> {
-    if (exp.partition !== undefined) return undefined;
+    if (exp.volume !== undefined) return undefined;
     let since: PointInfo;
     try {
       since = await this.catalog.getPoint(exp.vm, sincePoint);
@@ -129,8 +131,8 @@ function parseExportName(name: string): CairnUrl & { vm: string; point: string; 
   } catch (err) {
     throw new CairnError('ERR_NOT_FOUND', `no export named '${name}'`, { name }, { cause: err });
   }
-  if (url.vm === undefined || url.point === undefined || url.disk === undefined || url.path !== undefined || name.startsWith('cairn:')) {
-    throw new CairnError('ERR_NOT_FOUND', `no export named '${name}': expected VM/POINT/DISK[/pN]`, { name });
+  if (url.vm === undefined || url.point === undefined || url.disk === undefined || name.startsWith('cairn:')) {
+    throw new CairnError('ERR_NOT_FOUND', `no export named '${name}': expected VM/POINT/DISK[/pN | /lvm/VG/LV]`, { name });
   }
   return url as CairnUrl & { vm: string; point: string; disk: string };
 }

@@ -151,7 +151,10 @@ export class Namespace {
         const partition = content.partitions.find((p) => p.segments[0] === segment);
         if (partition) return { kind: 'volume', point, volume: partition };
         const names = content.partitions.map((p) => p.segments[0]).join(', ') || 'none';
-        throw notFound(path, `${volume.label} has a ${content.table.kind.toUpperCase()} partition table: name a partition (${names})`);
+        throw notFound(
+          path,
+          `partition ${segment} not found (${volume.label} has a ${content.table.kind.toUpperCase()} table; partitions: ${names})`,
+        );
       }
       case 'raw':
         throw content.reason;
