@@ -201,7 +201,8 @@ export function makeTree(root: string, options: TreeOptions = {}): void {
   writeFileSync(p('owned-high'), 'uid and gid above 65535\n');
   chownSync(p('owned-high'), 70000, 80000);
   mkdirSync(p('many'));
-  for (let i = 0; i < (options.manyEntries ?? 0); i++) writeFileSync(p('many', `entry-${String(i).padStart(5, '0')}-${'n'.repeat(i % 40)}`), i % 7 === 0 ? `${i}\n` : '');
+  for (let i = 0; i < (options.manyEntries ?? 0); i++)
+    writeFileSync(p('many', `entry-${String(i).padStart(5, '0')}-${'n'.repeat(i % 40)}`), i % 7 === 0 ? `${i}\n` : '');
   touch(p('hello.txt'), '2001-02-03T04:05:06.123456789Z');
   touch(p('medium.bin'), '2010-01-01T00:00:00.000000001Z', '-m');
   if (options.extremeTimes) {

@@ -78,7 +78,8 @@ export async function compareWithKernel(fs: GuestFileSystem, mountDir: string, o
       if (entry.type !== undefined && stat && entry.type !== stat.type) differ(child, `entry type ${entry.type}, inode type ${stat.type}`);
       if (stat?.type === 'dir') stack.push({ id: entry.id, path: child });
     }
-    if (options.lookups !== false && (await fs.lookup(id, Buffer.from('no such name, surely'))) !== undefined) differ(path, 'lookup of a missing name found something');
+    if (options.lookups !== false && (await fs.lookup(id, Buffer.from('no such name, surely'))) !== undefined)
+      differ(path, 'lookup of a missing name found something');
   }
   return { differences, ...counts };
 }
@@ -106,7 +107,8 @@ async function compareNode(
     ['ctimeNs', st.ctimeNs, g.ctimeNs],
   ];
   if (options.atime !== false) fields.push(['atimeNs', st.atimeNs, g.atimeNs]);
-  if (options.birthtime !== false && st.birthtimeNs !== 0n && g.birthtimeNs !== undefined) fields.push(['birthtimeNs', st.birthtimeNs, g.birthtimeNs]);
+  if (options.birthtime !== false && st.birthtimeNs !== 0n && g.birthtimeNs !== undefined)
+    fields.push(['birthtimeNs', st.birthtimeNs, g.birthtimeNs]);
   if (g.type === 'char' || g.type === 'block') fields.push(['rdev', Number(st.rdev), g.rdev]);
   for (const [name, kernel, guest] of fields) {
     if (kernel !== guest) differ(path, `${name}: kernel ${String(kernel)}, guest ${String(guest)}`);

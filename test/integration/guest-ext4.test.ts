@@ -30,17 +30,57 @@ interface Variant {
 
 const full: TreeOptions = { manyEntries: 3000, hugeSparse: true, fallocate: true, specials: true, invalidUtf8: true, extremeTimes: true };
 const VARIANTS: Variant[] = [
-  { name: 'default ext4 (64bit, metadata_csum, flex_bg), 4 KiB', args: ['-b', '4096'], type: 'ext4', tree: full, features: /metadata_csum/ },
+  {
+    name: 'default ext4 (64bit, metadata_csum, flex_bg), 4 KiB',
+    args: ['-b', '4096'],
+    type: 'ext4',
+    tree: full,
+    features: /metadata_csum/,
+  },
   { name: 'ext4 without 64bit (32-byte descriptors)', args: ['-b', '4096', '-O', '^64bit'], type: 'ext4', tree: full },
   { name: 'ext4 with inline_data', args: ['-b', '4096', '-O', 'inline_data'], type: 'ext4', tree: full, features: /inline_data/ },
-  { name: 'ext4 with meta_bg, 1 KiB blocks', args: ['-b', '1024', '-O', 'meta_bg,^resize_inode'], type: 'ext4', tree: full, features: /meta_bg/ },
-  { name: 'ext4 without metadata_csum (gdt_csum), 1 KiB', args: ['-b', '1024', '-O', '^metadata_csum,uninit_bg'], type: 'ext4', tree: full },
+  {
+    name: 'ext4 with meta_bg, 1 KiB blocks',
+    args: ['-b', '1024', '-O', 'meta_bg,^resize_inode'],
+    type: 'ext4',
+    tree: full,
+    features: /meta_bg/,
+  },
+  {
+    name: 'ext4 without metadata_csum (gdt_csum), 1 KiB',
+    args: ['-b', '1024', '-O', '^metadata_csum,uninit_bg'],
+    type: 'ext4',
+    tree: full,
+  },
   { name: 'ext3 (block map, journal), 1 KiB', args: ['-t', 'ext3', '-b', '1024'], type: 'ext3', tree: { ...full, fallocate: false } },
-  { name: 'ext2, 4 KiB, 128-byte inodes', args: ['-t', 'ext2', '-b', '4096', '-I', '128'], type: 'ext2', tree: { ...full, fallocate: false, extremeTimes: false } },
-  { name: 'ext4 bigalloc (16 KiB clusters)', args: ['-b', '4096', '-O', 'bigalloc', '-C', '16384'], type: 'ext4', tree: full, features: /bigalloc/ },
+  {
+    name: 'ext2, 4 KiB, 128-byte inodes',
+    args: ['-t', 'ext2', '-b', '4096', '-I', '128'],
+    type: 'ext2',
+    tree: { ...full, fallocate: false, extremeTimes: false },
+  },
+  {
+    name: 'ext4 bigalloc (16 KiB clusters)',
+    args: ['-b', '4096', '-O', 'bigalloc', '-C', '16384'],
+    type: 'ext4',
+    tree: full,
+    features: /bigalloc/,
+  },
   { name: 'ext4 populated by mke2fs -d', args: ['-b', '4096'], type: 'ext4', viaMkfs: true, tree: { ...full, fallocate: false } },
-  { name: 'ext4 inline_data populated by mke2fs -d, 1 KiB', args: ['-b', '1024', '-O', 'inline_data'], type: 'ext4', viaMkfs: true, tree: { ...full, fallocate: false } },
-  { name: 'ext2 populated by mke2fs -d (indirect blocks), 1 KiB', args: ['-t', 'ext2', '-b', '1024'], type: 'ext2', viaMkfs: true, tree: { ...full, fallocate: false } },
+  {
+    name: 'ext4 inline_data populated by mke2fs -d, 1 KiB',
+    args: ['-b', '1024', '-O', 'inline_data'],
+    type: 'ext4',
+    viaMkfs: true,
+    tree: { ...full, fallocate: false },
+  },
+  {
+    name: 'ext2 populated by mke2fs -d (indirect blocks), 1 KiB',
+    args: ['-t', 'ext2', '-b', '1024'],
+    type: 'ext2',
+    viaMkfs: true,
+    tree: { ...full, fallocate: false },
+  },
 ];
 
 async function buildVariant(variant: Variant, image: string): Promise<void> {
