@@ -36,10 +36,13 @@ export class DirReader {
     return hasCompat(this.sb, 'dir_index') && (dir.flags & INODE_FLAGS.INDEX) !== 0;
   }
 
-  /** Every live entry of `dir` in on-disk order (views into cached blocks: copy before handing out). */
-  async *entries(dir: Ext4Inode): AsyncGenerator<DirEntryRecord> {
+  /**
+   * Every live entry of `dir` in on-disk order, a block's worth at a time (views into cached blocks:
+   * copy before handing out). Yielding arrays keeps the per-entry cost off the async iterator.
+   */
+  async *entries(dir: Ext4Inode): AsyncGenerator<readonly DirEntryRecord[]> {
     if (dir.flags & INODE_FLAGS.INLINE_DATA) {
-      yield* this.inlineEntries(dir);
+      yield this.inlineEntries(dir);
       return;
     }
     const bs = this.sb.blockSize;
@@ -53,7 +56,7 @@ export class DirReader {
         for (let k = 0; k < run.count; k += batchBlocks) {
           const count = Math.min(batchBlocks, run.count - k);
           const batch = await this.readBatch(dir, run.logical + k, run.physical + k, count);
-          for (const block of batch) yield* block.entries;
+          for (const block of batch) if (block.entries.length > 0) yield block.entries;
         }
       }
     }
@@ -70,7 +73,9 @@ export class DirReader {
       );
       if (found !== SCAN) return found;
     }
-    for await (const entry of this.entries(dir)) if (entry.name.equals(name)) return entry;
+    for await (const block of this.entries(dir)) {
+      for (const entry of block) if (entry.name.equals(name)) return entry;
+    }
     return undefined;
   }
 
@@ -99,12 +104,12 @@ export class DirReader {
   }
 
   /** inlinedata.rst "Inline Directories": the parent's number, dirents to byte 60, then system.data. */
-  private *inlineEntries(dir: Ext4Inode): Generator<DirEntryRecord> {
+  private inlineEntries(dir: Ext4Inode): DirEntryRecord[] {
     const { head, tail } = inlineContent(dir, this.io.name);
     const fail = (problem: string): Error => formatInvalid(this.io.name, `inode ${dir.ino} inline directory`, problem, { ino: dir.ino });
     const parent = head.readUInt32LE(0);
     if (parent === 0 || parent > this.sb.inodesCount) throw fail(`parent inode ${parent} is out of range`);
-    yield* parseDirents(head, INLINE_DIR.PARENT_SIZE, head.length, this.sb, fail);
-    if (tail.length > 0) yield* parseDirents(tail, 0, tail.length, this.sb, fail);
+    const entries = parseDirents(head, INLINE_DIR.PARENT_SIZE, head.length, this.sb, fail);
+    return tail.length > 0 ? entries.concat(parseDirents(tail, 0, tail.length, this.sb, fail)) : entries;
   }
 }

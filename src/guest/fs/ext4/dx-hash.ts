@@ -31,30 +31,22 @@ function packWords(name: Uint8Array, start: number, words: number, unsigned: boo
   while (w < words) out[w++] = pad;
 }
 
+const F = (p: number, q: number, r: number): number => r ^ (p & (q ^ r));
+const G = (p: number, q: number, r: number): number => ((p & q) + ((p ^ q) & r)) >>> 0;
+const H = (p: number, q: number, r: number): number => p ^ q ^ r;
+/** Per round of half-MD4: the function, its constant, the order of the input words, the shifts. */
+const ROUNDS = [
+  { fn: F, k: 0, order: [0, 1, 2, 3, 4, 5, 6, 7], shifts: [3, 7, 11, 19] },
+  { fn: G, k: K2, order: [1, 3, 5, 7, 0, 2, 4, 6], shifts: [3, 5, 9, 13] },
+  { fn: H, k: K3, order: [3, 7, 2, 6, 1, 5, 0, 4], shifts: [3, 9, 11, 15] },
+] as const;
+
 function halfMd4(buf: Uint32Array, x: Uint32Array): void {
   let a = buf[0]!;
   let b = buf[1]!;
   let c = buf[2]!;
   let d = buf[3]!;
-  const f = (p: number, q: number, r: number): number => r ^ (p & (q ^ r));
-  const g = (p: number, q: number, r: number): number => ((p & q) + ((p ^ q) & r)) >>> 0;
-  const h = (p: number, q: number, r: number): number => p ^ q ^ r;
-  const round1 = [0, 1, 2, 3, 4, 5, 6, 7];
-  const round2 = [1, 3, 5, 7, 0, 2, 4, 6];
-  const round3 = [3, 7, 2, 6, 1, 5, 0, 4];
-  const shifts = [
-    [3, 7, 11, 19],
-    [3, 5, 9, 13],
-    [3, 9, 11, 15],
-  ] as const;
-  const rounds = [
-    [f, round1, 0],
-    [g, round2, K2],
-    [h, round3, K3],
-  ] as const;
-  for (let r = 0; r < 3; r++) {
-    const [fn, order, k] = rounds[r]!;
-    const s = shifts[r]!;
+  for (const { fn, k, order, shifts: s } of ROUNDS) {
     for (let i = 0; i < 8; i += 4) {
       a = rol((a + fn(b, c, d) + x[order[i]!]! + k) >>> 0, s[0]);
       d = rol((d + fn(a, b, c) + x[order[i + 1]!]! + k) >>> 0, s[1]);

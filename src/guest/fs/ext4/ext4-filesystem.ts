@@ -110,7 +110,7 @@ export class Ext4FileSystem implements GuestFileSystem {
 
   async *readdir(dirId: GuestNodeId): AsyncIterable<GuestDirEntry> {
     const dir = await this.directory(dirId);
-    for await (const record of this.dirs.entries(dir)) yield this.entry(record);
+    for await (const block of this.dirs.entries(dir)) for (const record of block) yield this.entry(record);
   }
 
   async read(id: GuestNodeId, offset: number, length: number): Promise<Buffer> {

@@ -228,7 +228,6 @@ describe('ext4 reader fuzz', () => {
       for (let seed = 1; seed <= CASES_PER_IMAGE; seed++) outcomes[await runCase(base, mutationsFor(base, seed))]++;
     }
     // Both outcomes must occur, or the mutations are not reaching anything the reader checks.
-    console.log('ext4 fuzz outcomes', outcomes);
     expect(outcomes.listed).toBeGreaterThan(0);
     expect(outcomes.error).toBeGreaterThan(0);
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(512 * 1024 * 1024);
