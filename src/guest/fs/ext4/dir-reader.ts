@@ -1,5 +1,5 @@
 import { BoundedCache } from '../../../util/bounded-cache.js';
-import { decodeDirBlock, dirBlockFootprint, parseDirents, type DirBlock, type DirEntryRecord } from './directory.js';
+import { decodeDirBlock, dirBlockFootprint, findInBlock, parseDirents, type DirBlock, type DirEntryRecord } from './directory.js';
 import { formatInvalid } from './errors.js';
 import type { FileData } from './file-data.js';
 import { htreeLookup, SCAN } from './htree.js';
@@ -12,6 +12,11 @@ import type { VolumeIO } from './volume-io.js';
 /** Blocks mapped per step of a listing, and read per volume read (128 KiB of 4 KiB blocks). */
 const MAP_WINDOW_BLOCKS = 4096;
 const BATCH_BYTES = 128 * 1024;
+/**
+ * Directories up to this size are decoded whole and cached as one value: the FUSE pattern (list,
+ * then look up every name) then costs one cache probe per lookup instead of a walk of the block map.
+ */
+const SMALL_DIR_BYTES = 64 * 1024;
 
 /**
  * Directory listings and lookups. A listing reads every mapped block in order, a batch of blocks per
@@ -21,6 +26,7 @@ const BATCH_BYTES = 128 * 1024;
 export class DirReader {
   private readonly blocks: BoundedCache<string, DirBlock>;
   private readonly batches: BoundedCache<string, DirBlock[]>;
+  private readonly small: BoundedCache<number, DirBlock[]>;
 
   constructor(
     private readonly io: VolumeIO,
@@ -28,8 +34,10 @@ export class DirReader {
     private readonly data: FileData,
     cacheBytes: number,
   ) {
-    this.blocks = new BoundedCache(Math.floor(cacheBytes / 3), dirBlockFootprint);
-    this.batches = new BoundedCache(cacheBytes - Math.floor(cacheBytes / 3), (list) => list.reduce((n, b) => n + dirBlockFootprint(b), 64));
+    const listSize = (list: DirBlock[]): number => list.reduce((n, b) => n + dirBlockFootprint(b), 64);
+    this.blocks = new BoundedCache(Math.floor(cacheBytes / 4), dirBlockFootprint);
+    this.batches = new BoundedCache(Math.floor((cacheBytes * 3) / 8), listSize);
+    this.small = new BoundedCache(Math.floor((cacheBytes * 3) / 8), listSize);
   }
 
   isHtree(dir: Ext4Inode): boolean {
@@ -45,6 +53,23 @@ export class DirReader {
       yield this.inlineEntries(dir);
       return;
     }
+    if (dir.size <= SMALL_DIR_BYTES) {
+      for (const block of await this.smallDir(dir)) if (block.entries.length > 0) yield block.entries;
+      return;
+    }
+    for await (const block of this.blocksOf(dir)) if (block.entries.length > 0) yield block.entries;
+  }
+
+  private smallDir(dir: Ext4Inode): Promise<DirBlock[]> {
+    return this.small.get(dir.ino, async () => {
+      const all: DirBlock[] = [];
+      for await (const block of this.blocksOf(dir)) all.push(block);
+      return all;
+    });
+  }
+
+  /** The decoded blocks of a block-mapped directory, in logical order, holes skipped. */
+  private async *blocksOf(dir: Ext4Inode): AsyncGenerator<DirBlock> {
     const bs = this.sb.blockSize;
     const total = Math.ceil(dir.size / bs);
     const batchBlocks = Math.max(1, Math.floor(BATCH_BYTES / bs));
@@ -55,8 +80,7 @@ export class DirReader {
         if (run.physical < 0 || run.unwritten) continue;
         for (let k = 0; k < run.count; k += batchBlocks) {
           const count = Math.min(batchBlocks, run.count - k);
-          const batch = await this.readBatch(dir, run.logical + k, run.physical + k, count);
-          for (const block of batch) if (block.entries.length > 0) yield block.entries;
+          yield* await this.readBatch(dir, run.logical + k, run.physical + k, count);
         }
       }
     }
@@ -73,8 +97,17 @@ export class DirReader {
       );
       if (found !== SCAN) return found;
     }
-    for await (const block of this.entries(dir)) {
-      for (const entry of block) if (entry.name.equals(name)) return entry;
+    if (dir.flags & INODE_FLAGS.INLINE_DATA) return this.inlineEntries(dir).find((e) => e.name.equals(name));
+    if (dir.size <= SMALL_DIR_BYTES) {
+      for (const block of await this.smallDir(dir)) {
+        const found = findInBlock(block, name);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    for await (const block of this.blocksOf(dir)) {
+      const found = findInBlock(block, name);
+      if (found) return found;
     }
     return undefined;
   }

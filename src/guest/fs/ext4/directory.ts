@@ -17,8 +17,33 @@ export interface DirBlock {
   readonly entries: readonly DirEntryRecord[];
 }
 
+/** Bytes a decoded block holds, counting the name index `findInBlock` may add to it. */
 export function dirBlockFootprint(block: DirBlock): number {
-  return block.bytes.length + 64 + block.entries.length * 48;
+  return block.bytes.length + 64 + block.entries.length * 112;
+}
+
+const nameIndexes = new WeakMap<DirBlock, Map<string, DirEntryRecord>>();
+/** Below this many entries a scan is cheaper than building an index. */
+const INDEX_MIN_ENTRIES = 8;
+
+/**
+ * The entry called `name` in one decoded block. A block's names are indexed the first time it is
+ * searched (latin1 maps bytes to characters one to one, so the key is exact): a lookup of every name
+ * of a listed directory, which is what FUSE does, then costs one map probe per name, not a scan.
+ */
+export function findInBlock(block: DirBlock, name: Buffer): DirEntryRecord | undefined {
+  if (block.entries.length < INDEX_MIN_ENTRIES) return block.entries.find((e) => e.name.equals(name));
+  let index = nameIndexes.get(block);
+  if (!index) {
+    index = new Map();
+    // The first of duplicate names wins, as a scan would find it.
+    for (const entry of block.entries) {
+      const key = entry.name.toString('latin1');
+      if (!index.has(key)) index.set(key, entry);
+    }
+    nameIndexes.set(block, index);
+  }
+  return index.get(name.toString('latin1'));
 }
 
 /** ext4_rec_len_from_disk: with 64 KiB blocks, 65535 and 0 stand for 65536 and the low bits carry bits 16-17. */

@@ -90,6 +90,8 @@ export function extentNodeFootprint(node: ExtentNode): number {
  */
 export class ExtentTree {
   private readonly nodes: BoundedCache<string, ExtentNode>;
+  /** Roots decoded from i_block, kept as long as the decoded inode is (the inode cache bounds them). */
+  private readonly roots = new WeakMap<Ext4Inode, ExtentNode>();
 
   constructor(
     private readonly io: VolumeIO,
@@ -101,14 +103,11 @@ export class ExtentTree {
 
   async map(inode: Ext4Inode, first: number, end: number): Promise<BlockRun[]> {
     const fail = (problem: string): Error => formatInvalid(this.io.name, `inode ${inode.ino} extent tree`, problem, { ino: inode.ino });
-    const root = parseExtentNode(
-      inode.iBlock,
-      (inode.iBlock.length - EXTENT.HEADER_SIZE) / EXTENT.ENTRY_SIZE,
-      this.sb,
-      0,
-      LOGICAL_LIMIT,
-      fail,
-    );
+    let root = this.roots.get(inode);
+    if (!root) {
+      root = parseExtentNode(inode.iBlock, (inode.iBlock.length - EXTENT.HEADER_SIZE) / EXTENT.ENTRY_SIZE, this.sb, 0, LOGICAL_LIMIT, fail);
+      this.roots.set(inode, root);
+    }
     const runs = new RunList(first, end);
     await this.walk(inode, root, 0, LOGICAL_LIMIT, runs, new Set<number>());
     return runs.finish();

@@ -1,4 +1,4 @@
-import { dxCountOffset, recLenFromDisk, type DirBlock, type DirEntryRecord } from './directory.js';
+import { dxCountOffset, findInBlock, recLenFromDisk, type DirBlock, type DirEntryRecord } from './directory.js';
 import { dxHash, isSupportedHash } from './dx-hash.js';
 import { DIRENT, DX } from './layout.js';
 import { hasIncompat, type Superblock } from './superblock.js';
@@ -70,7 +70,7 @@ export async function htreeLookup(dir: HtreeDirectory, name: Buffer, sb: Superbl
     offset = DX.NODE_COUNT_OFFSET;
     expectedLimit = Math.floor((bs - offset - csum) / DX.ENTRY_SIZE);
   }
-  const found = (await dir.readBlock(leaf)).entries.find((e) => e.name.equals(name));
+  const found = findInBlock(await dir.readBlock(leaf), name);
   if (found) return found;
   // ext4_htree_next_block: the name may continue in the next leaf only if the next hash is ours | 1.
   for (let i = path.length - 1; i >= 0; i--) {

@@ -31,6 +31,9 @@ export interface Ext4Inode {
   readonly csumSeed: number;
 }
 
+/** Shared by every inode without inline data (nothing reads it). */
+const NO_XATTRS = Buffer.alloc(0);
+
 const TYPES: ReadonlyMap<number, GuestNodeType> = new Map([
   [MODE.S_IFREG, 'file'],
   [MODE.S_IFDIR, 'dir'],
@@ -75,12 +78,13 @@ export function decodeInode(raw: Buffer, ino: number, sb: Superblock, volume: st
   const size = sizeHigh * 2 ** 32 + u32(INODE.i_size_lo);
 
   const fits = (field: number): boolean => field + 4 <= SUPERBLOCK.GOOD_OLD_INODE_SIZE + extraIsize;
+  // Seconds (signed 32 bits plus up to 2 epoch bits) stay exact as a Number; one BigInt step per time.
   const time = (base: number, extra: number): bigint => {
-    const seconds = BigInt(raw.readInt32LE(base));
-    if (!fits(extra)) return seconds * 1_000_000_000n;
+    const seconds = raw.readInt32LE(base);
+    if (!fits(extra)) return BigInt(seconds) * 1_000_000_000n;
     const word = u32(extra);
-    const epoch = BigInt(word & INODE.EXTRA_EPOCH_MASK) << 32n;
-    return (seconds + epoch) * 1_000_000_000n + BigInt(word >>> INODE.EXTRA_NSEC_SHIFT);
+    const epoch = (word & INODE.EXTRA_EPOCH_MASK) * 2 ** 32;
+    return BigInt(seconds + epoch) * 1_000_000_000n + BigInt(word >>> INODE.EXTRA_NSEC_SHIFT);
   };
 
   let sectors = u32(INODE.i_blocks_lo);
@@ -107,9 +111,7 @@ export function decodeInode(raw: Buffer, ino: number, sb: Superblock, volume: st
     sectors,
     fileAcl: u32(INODE.i_file_acl_lo) + aclHigh * 2 ** 32,
     xattrArea:
-      flags & INODE_FLAGS.INLINE_DATA
-        ? Buffer.from(raw.subarray(SUPERBLOCK.GOOD_OLD_INODE_SIZE + extraIsize, sb.inodeSize))
-        : Buffer.alloc(0),
+      flags & INODE_FLAGS.INLINE_DATA ? Buffer.from(raw.subarray(SUPERBLOCK.GOOD_OLD_INODE_SIZE + extraIsize, sb.inodeSize)) : NO_XATTRS,
     csumSeed,
   };
 }
