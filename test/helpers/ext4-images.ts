@@ -127,6 +127,8 @@ export interface TreeOptions {
   readonly invalidUtf8?: boolean;
   /** Timestamps before 1970 and after 2038 (need 256-byte inodes to survive). */
   readonly extremeTimes?: boolean;
+  /** Top-level directories, each with a file: the kernel's Orlov allocator spreads them over the groups. */
+  readonly topDirs?: number;
 }
 
 /** Deterministic pseudo-random bytes (an LCG; content only has to differ between files). */
@@ -200,6 +202,10 @@ export function makeTree(root: string, options: TreeOptions = {}): void {
   chmodSync(p('sticky'), 0o1777);
   writeFileSync(p('owned-high'), 'uid and gid above 65535\n');
   chownSync(p('owned-high'), 70000, 80000);
+  for (let i = 0; i < (options.topDirs ?? 0); i++) {
+    mkdirSync(p(`top-${i}`));
+    writeFileSync(p(`top-${i}`, 'file'), `in top-level directory ${i}\n`);
+  }
   mkdirSync(p('many'));
   for (let i = 0; i < (options.manyEntries ?? 0); i++)
     writeFileSync(p('many', `entry-${String(i).padStart(5, '0')}-${'n'.repeat(i % 40)}`), i % 7 === 0 ? `${i}\n` : '');

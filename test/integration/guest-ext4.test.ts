@@ -26,6 +26,9 @@ interface Variant {
   readonly viaMkfs?: boolean;
   readonly tree: TreeOptions;
   readonly features?: RegExp;
+  readonly size?: number;
+  /** Some inode must live in this group or beyond (descriptor blocks past the first meta group get read). */
+  readonly reachGroup?: number;
 }
 
 const full: TreeOptions = { manyEntries: 3000, hugeSparse: true, fallocate: true, specials: true, invalidUtf8: true, extremeTimes: true };
@@ -40,11 +43,22 @@ const VARIANTS: Variant[] = [
   { name: 'ext4 without 64bit (32-byte descriptors)', args: ['-b', '4096', '-O', '^64bit'], type: 'ext4', tree: full },
   { name: 'ext4 with inline_data', args: ['-b', '4096', '-O', 'inline_data'], type: 'ext4', tree: full, features: /inline_data/ },
   {
-    name: 'ext4 with meta_bg, 1 KiB blocks',
+    name: 'ext4 with meta_bg, 1 KiB blocks, 64 groups',
     args: ['-b', '1024', '-O', 'meta_bg,^resize_inode'],
     type: 'ext4',
-    tree: full,
+    tree: { ...full, topDirs: 40 },
     features: /meta_bg/,
+    size: 512 * MiB,
+    reachGroup: 16,
+  },
+  {
+    name: 'ext4 with meta_bg and sparse_super2, 32-byte descriptors, 1 KiB',
+    args: ['-b', '1024', '-O', 'meta_bg,^resize_inode,sparse_super2,^64bit'],
+    type: 'ext4',
+    tree: { ...full, topDirs: 40 },
+    features: /sparse_super2/,
+    size: 768 * MiB,
+    reachGroup: 32,
   },
   {
     name: 'ext4 without metadata_csum (gdt_csum), 1 KiB',
@@ -88,13 +102,13 @@ async function buildVariant(variant: Variant, image: string): Promise<void> {
     const src = tempDir('ext4src');
     try {
       makeTree(src, variant.tree);
-      mkfs(image, { size: 128 * MiB, args: variant.args, from: src });
+      mkfs(image, { size: variant.size ?? 128 * MiB, args: variant.args, from: src });
     } finally {
       rmSync(src, { recursive: true, force: true });
     }
     return;
   }
-  mkfs(image, { size: 128 * MiB, args: variant.args });
+  mkfs(image, { size: variant.size ?? 128 * MiB, args: variant.args });
   await withMount(image, false, (mnt) => makeTree(mnt, variant.tree));
 }
 
@@ -111,6 +125,12 @@ describe.each(VARIANTS)('ext4 reader vs the kernel: $name', (variant) => {
       expect(report.differences).toEqual([]);
       expect(report.files).toBeGreaterThan(variant.tree.manyEntries ?? 0);
       expect(report.symlinks).toBeGreaterThanOrEqual(3);
+      if (variant.reachGroup !== undefined) {
+        const perGroup = Number(/Inodes per group:\s+(\d+)/.exec(run('dumpe2fs', ['-h', image]))![1]);
+        let highest = 0n;
+        for await (const entry of fs.readdir(fs.rootId)) if (entry.id > highest) highest = entry.id;
+        expect(Math.floor(Number(highest - 1n) / perGroup)).toBeGreaterThanOrEqual(variant.reachGroup);
+      }
     } finally {
       reader.close();
       rmSync(image, { force: true });
