@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import {
   closeSync,
+  copyFileSync,
   fstatSync,
   linkSync,
   mkdirSync,
@@ -19,7 +20,7 @@ import {
   chownSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { BlockReader } from '../../src/core/block-reader.js';
 import type { AllocationExtent } from '../../src/core/extent.js';
 
@@ -216,4 +217,43 @@ export function makeTree(root: string, options: TreeOptions = {}): void {
     touch(p('tiny-59'), '2200-06-01T12:00:00.999999999Z', '-m');
     touch(p('empty'), '1969-12-31T23:59:59.25Z', '-a');
   }
+}
+
+/** Image surgery for damage tests: where debugfs says a structure is, and byte patches there. */
+export function inodeNumber(image: string, path: string): bigint {
+  return BigInt(/Inode: (\d+)/.exec(run('debugfs', ['-R', `stat ${path}`, image]))![1]!);
+}
+
+/** Volume byte offset of the on-disk inode of `path` (debugfs imap). */
+export function inodeOffset(image: string, path: string, blockSize: number): number {
+  const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(run('debugfs', ['-R', `imap ${path}`, image]))!;
+  return Number(m[1]) * blockSize + parseInt(m[2]!, 16);
+}
+
+export function patchImage(image: string, offset: number, bytes: readonly number[] | Buffer): void {
+  const fd = openSync(image, 'r+');
+  try {
+    const data = Buffer.from(bytes);
+    writeSync(fd, data, 0, data.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function peekImage(image: string, offset: number, length: number): Buffer {
+  const fd = openSync(image, 'r');
+  try {
+    const out = Buffer.alloc(length);
+    readSync(fd, out, 0, length, offset);
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Copies `base` to `name` beside it, for one test to damage. */
+export function copyImage(base: string, name: string): string {
+  const path = join(dirname(base), name);
+  copyFileSync(base, path);
+  return path;
 }

@@ -1,27 +1,34 @@
 // metadata_csum and gdt_csum: a byte flipped in one structure of a kernel-written image must make
 // the reader refuse that structure (ERR_FORMAT_INVALID naming it), and e2fsck must agree that the
 // image is damaged, so the test cannot pass on a flip that hit nothing the checksum covers.
-import { copyFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnError } from '../../../../src/core/errors.js';
 import type { GuestFileSystem } from '../../../../src/core/guest-filesystem.js';
 import { ext4Driver } from '../../../../src/guest/fs/ext4/index.js';
-import { ImageReader, mkfs, pattern, run, tempDir, withMount } from '../../../helpers/ext4-images.js';
+import {
+  copyImage,
+  ImageReader,
+  inodeNumber,
+  inodeOffset,
+  mkfs,
+  patchImage,
+  pattern,
+  peekImage,
+  run,
+  tempDir,
+  withMount,
+} from '../../../helpers/ext4-images.js';
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 
 const BS = 4096;
 let dir: string;
 let base: string;
 
 function flip(path: string, offset: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, offset);
-  b[0] = b[0]! ^ 0x5a;
-  writeSync(fd, b, 0, 1, offset);
-  closeSync(fd);
+  patchImage(path, offset, [peekImage(path, offset, 1)[0]! ^ 0x5a]);
 }
 
 function debugfs(image: string, command: string): string {
@@ -52,9 +59,7 @@ async function failure(image: string, action: (fs: GuestFileSystem) => Promise<u
   }
 }
 
-async function ino(image: string, path: string): Promise<bigint> {
-  return BigInt(/Inode: (\d+)/.exec(debugfs(image, `stat ${path}`))![1]!);
-}
+const ino = async (image: string, path: string): Promise<bigint> => inodeNumber(image, path);
 
 beforeAll(async () => {
   dir = tempDir('ext4csum');
@@ -72,11 +77,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function copy(name: string): string {
-  const path = join(dir, name);
-  copyFileSync(base, path);
-  return path;
-}
+const copy = (name: string): string => copyImage(base, name);
 
 describe('ext4 metadata checksums', () => {
   it('the undamaged image reads', async () => {
@@ -90,8 +91,7 @@ describe('ext4 metadata checksums', () => {
   it('an inode with a flipped byte is refused, naming the inode', async () => {
     const image = copy('inode.img');
     const n = await ino(image, '/plain.txt');
-    const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(debugfs(image, 'imap /plain.txt'))!;
-    flip(image, Number(m[1]) * BS + parseInt(m[2]!, 16) + 0x10);
+    flip(image, inodeOffset(image, '/plain.txt', BS) + 0x10);
     const err = await failure(image, (fs) => fs.stat(n));
     expect(err.code).toBe('ERR_FORMAT_INVALID');
     expect(err.message).toContain(`inode ${n}: checksum mismatch`);

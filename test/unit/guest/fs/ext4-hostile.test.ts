@@ -2,40 +2,37 @@
 // aims at): an extent tree deeper than the kernel allows, an extent node that points at itself,
 // counts beyond a node's room, a zero record length in a directory block, an absurd file size and
 // a huge sparse size. Each must end in ERR_FORMAT_INVALID naming the inode, or read quickly.
-import { closeSync, copyFileSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CairnError } from '../../../../src/core/errors.js';
 import type { GuestFileSystem } from '../../../../src/core/guest-filesystem.js';
 import { ext4Driver } from '../../../../src/guest/fs/ext4/index.js';
-import { ImageReader, mkfs, pattern, run, tempDir, withMount } from '../../../helpers/ext4-images.js';
+import {
+  copyImage,
+  ImageReader,
+  inodeNumber,
+  inodeOffset,
+  mkfs,
+  patchImage,
+  pattern,
+  peekImage,
+  run,
+  tempDir,
+  withMount,
+} from '../../../helpers/ext4-images.js';
 
 const BS = 4096;
 let dir: string;
 let base: string;
 
-function patch(image: string, offset: number, bytes: number[]): void {
-  const fd = openSync(image, 'r+');
-  writeSync(fd, Buffer.from(bytes), 0, bytes.length, offset);
-  closeSync(fd);
-}
-function peek(image: string, offset: number, length: number): Buffer {
-  const fd = openSync(image, 'r');
-  const b = Buffer.alloc(length);
-  readSync(fd, b, 0, length, offset);
-  closeSync(fd);
-  return b;
-}
+const patch = patchImage;
+const peek = peekImage;
 const le16 = (v: number): number[] => [v & 0xff, v >>> 8];
 const le32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
 
-function inodeOffset(image: string, path: string): number {
-  const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(run('debugfs', ['-R', `imap ${path}`, image]))!;
-  return Number(m[1]) * BS + parseInt(m[2]!, 16);
-}
-function ino(image: string, path: string): bigint {
-  return BigInt(/Inode: (\d+)/.exec(run('debugfs', ['-R', `stat ${path}`, image]))![1]!);
-}
+const inodeAt = (image: string, path: string): number => inodeOffset(image, path, BS);
+const ino = inodeNumber;
 
 async function withFs<T>(image: string, fn: (fs: GuestFileSystem) => Promise<T>): Promise<T> {
   const reader = new ImageReader(image);
@@ -69,23 +66,19 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function copy(name: string): string {
-  const path = join(dir, name);
-  copyFileSync(base, path);
-  return path;
-}
+const copy = (name: string): string => copyImage(base, name);
 
 describe('ext4 reader on hostile structures', () => {
   it('refuses an extent tree deeper than 5', async () => {
     const image = copy('deep.img');
-    patch(image, inodeOffset(image, '/plain.bin') + 0x28 + 6, le16(6));
+    patch(image, inodeAt(image, '/plain.bin') + 0x28 + 6, le16(6));
     const err = await withFs(image, (fs) => error(fs.read(ino(image, '/plain.bin'), 0, 100)));
     expect(err.message).toMatch(/inode \d+ extent tree: extent tree depth 6 exceeds 5/);
   });
 
   it('refuses an extent node that points at itself, without looping', async () => {
     const image = copy('cycle.img');
-    const root = inodeOffset(image, '/frag.bin') + 0x28;
+    const root = inodeAt(image, '/frag.bin') + 0x28;
     const leaf = Number(/\(ETB0\):(\d+)/.exec(run('debugfs', ['-R', 'stat /frag.bin', image]))![1]);
     const firstLogical = peek(image, leaf * BS + 12, 4).readUInt32LE(0);
     // The root claims depth 2; the leaf becomes an index whose only child is itself.
@@ -98,7 +91,7 @@ describe('ext4 reader on hostile structures', () => {
 
   it('refuses entry counts beyond a node', async () => {
     const image = copy('count.img');
-    patch(image, inodeOffset(image, '/plain.bin') + 0x28 + 2, le16(0xffff));
+    patch(image, inodeAt(image, '/plain.bin') + 0x28 + 2, le16(0xffff));
     const err = await withFs(image, (fs) => error(fs.extents(ino(image, '/plain.bin'), 0, 100)));
     expect(err.message).toContain('exceed the node');
   });
@@ -120,7 +113,7 @@ describe('ext4 reader on hostile structures', () => {
 
   it('refuses a size beyond 2^53 and reads a 1 PiB sparse size quickly', async () => {
     const image = copy('size.img');
-    const at = inodeOffset(image, '/plain.bin');
+    const at = inodeAt(image, '/plain.bin');
     patch(image, at + 0x6c, le32(0xffffffff));
     await withFs(image, (fs) => error(fs.stat(ino(image, '/plain.bin'))));
     patch(image, at + 0x6c, le32(0x40000));
