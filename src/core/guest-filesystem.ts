@@ -31,7 +31,10 @@ export interface GuestStat {
   readonly atimeNs: bigint;
   readonly ctimeNs: bigint;
   readonly birthtimeNs?: bigint;
-  /** Device number of a char or block special file (major << 8 | minor as Linux encodes it). */
+  /**
+   * Device number of a char or block special file as Linux's st_rdev encodes it (new_encode_dev:
+   * minor bits 0-7, major bits 8-19, minor bits 8-19 at 20-31; major << 8 | minor when both are small).
+   */
   readonly rdev?: number;
   /** Filesystem-specific flags worth showing (FAT/NTFS: 'readonly', 'hidden', 'system', 'archive', 'compressed', 'sparse'…). */
   readonly attributes?: readonly string[];
