@@ -1,0 +1,327 @@
+// LVM2 fixtures made by lvm2 itself on loop devices, and lvm2's own reports as the oracle.
+//
+// This kernel has no device-mapper, so `lvcreate` cannot run; `pvcreate`/`vgcreate` can, and
+// `vgcfgrestore` writes any LV layout we describe in a backup file as real metadata. Every lvm call
+// runs with a private LVM_SYSTEM_DIR (no archive, no backup, no hints, no devices file, locks in the
+// sandbox) and `--devices` naming only the sandbox's loop devices, so it neither sees nor touches
+// anything else on the machine.
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeSparseFile, makeTempDir } from './disk-images.js';
+
+export interface LoopDevice {
+  /** `/dev/loopN`. */
+  device: string;
+  /** The image file it maps, and where in it the device starts (a partition: its offset). */
+  image: string;
+  offset: number;
+  size: number;
+}
+
+/** One segment of an LV to write into a backup file: `stripes` = [[pvName, firstPe], …]. */
+export interface SegmentSpec {
+  startExtent: number;
+  extentCount: number;
+  stripes: [string, number][];
+  /** Sectors; required with more than one stripe. */
+  stripeSizeSectors?: number;
+}
+
+export interface LvSpec {
+  name: string;
+  segments: SegmentSpec[];
+  /** Raw segment text instead (other segment types); `status` defaults to a visible LV. */
+  rawSegments?: string[];
+  status?: string[];
+}
+
+/** Rows of `lvs --segments` as lvm prints them with `--units b --nosuffix`. */
+export interface LvmSegmentRow {
+  lv_name: string;
+  lv_uuid: string;
+  lv_size: string;
+  lv_attr: string;
+  segtype: string;
+  seg_start_pe: string;
+  seg_size_pe: string;
+  stripes: string;
+  stripe_size: string;
+  seg_pe_ranges: string;
+}
+
+export interface LvmReport {
+  vg: { vg_name: string; vg_uuid: string; vg_extent_size: string; vg_seqno: string; vg_size: string };
+  pvs: { pv_name: string; pv_uuid: string; pe_start: string; vg_name: string }[];
+  segments: LvmSegmentRow[];
+}
+
+let uuidCounter = 0;
+/** A fresh LVM-style UUID (32 characters of lvm's alphabet) for LVs written into backup files. */
+export function lvmUuid(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let raw = '';
+  let state = (Date.now() ^ (process.pid << 8) ^ (++uuidCounter * 2654435761)) >>> 0;
+  for (let i = 0; i < 32; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    raw += alphabet[state % alphabet.length];
+  }
+  const groups = [6, 4, 4, 4, 4, 4, 6];
+  let at = 0;
+  return groups.map((length) => raw.slice(at, (at += length))).join('-');
+}
+
+export class LvmSandbox {
+  readonly dir = makeTempDir('lvm');
+  private readonly loops: LoopDevice[] = [];
+
+  constructor() {
+    const etc = join(this.dir, 'etc');
+    mkdirSync(join(this.dir, 'lock'), { recursive: true });
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(
+      join(etc, 'lvm.conf'),
+      [
+        'devices { use_devicesfile = 0 obtain_device_list_from_udev = 0 hints = "none" scan_lvs = 0 md_component_detection = 0 }',
+        'backup { backup = 0 archive = 0 }',
+        'activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }',
+        `global { locking_dir = "${join(this.dir, 'lock')}" use_lvmpolld = 0 event_activation = 0 }`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  /** An image file of `size` bytes (sparse). */
+  image(name: string, size: number): string {
+    const path = join(this.dir, name);
+    makeSparseFile(path, size);
+    return path;
+  }
+
+  /** Maps `size` bytes of `image` from `offset` (a partition, or the whole file) to a loop device. */
+  attach(image: string, offset = 0, size?: number): LoopDevice {
+    const args = ['-f', '--show'];
+    if (offset) args.push('--offset', String(offset));
+    if (size !== undefined) args.push('--sizelimit', String(size));
+    const device = execFileSync('losetup', [...args, image], { encoding: 'utf8' }).trim();
+    const bytes = Number(execFileSync('blockdev', ['--getsize64', device], { encoding: 'utf8' }).trim());
+    const loop = { device, image, offset, size: bytes };
+    this.loops.push(loop);
+    return loop;
+  }
+
+  detach(loop: LoopDevice): void {
+    execFileSync('losetup', ['-d', loop.device]);
+    this.loops.splice(this.loops.indexOf(loop), 1);
+  }
+
+  /** Runs an lvm command that takes `--devices`, limited to the sandbox's loop devices (or `devices`). */
+  lvm(command: string, args: string[], devices: LoopDevice[] = this.loops): string {
+    const list = devices.map((d) => d.device).join(',');
+    return execFileSync(command, ['--devices', list, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LVM_SYSTEM_DIR: join(this.dir, 'etc'), LVM_SUPPRESS_FD_WARNINGS: '1' },
+    });
+  }
+
+  /** Like `lvm`, but returns the exit status and stderr instead of throwing. */
+  tryLvm(command: string, args: string[], devices: LoopDevice[] = this.loops): { status: number; stdout: string; stderr: string } {
+    try {
+      return { status: 0, stdout: this.lvm(command, args, devices), stderr: '' };
+    } catch (err) {
+      const e = err as { status?: number; stdout?: string; stderr?: string };
+      return { status: e.status ?? 1, stdout: String(e.stdout ?? ''), stderr: String(e.stderr ?? '') };
+    }
+  }
+
+  /** Writes `lvs` into the VG through a vgcfgbackup file and vgcfgrestore (needs no device-mapper). */
+  restoreWithLvs(vg: string, lvs: LvSpec[], extraRestoreArgs: string[] = []): void {
+    const backup = join(this.dir, `${vg}.backup`);
+    this.lvm('vgcfgbackup', ['-f', backup, vg]);
+    const text = execFileSync('cat', [backup], { encoding: 'utf8' });
+    writeFileSync(backup, insertLogicalVolumes(text, lvs));
+    this.lvm('vgcfgrestore', [...extraRestoreArgs, '-f', backup, vg]);
+  }
+
+  /** lvm's own view of the VG: the mapping the tests compute expected bytes from. */
+  report(vg: string, devices: LoopDevice[] = this.loops): LvmReport {
+    const json = (command: string, args: string[]): Record<string, unknown>[] => {
+      const out = JSON.parse(this.lvm(command, ['--reportformat', 'json', '--units', 'b', '--nosuffix', ...args], devices)) as {
+        report: Record<string, Record<string, unknown>[]>[];
+      };
+      return Object.values(out.report[0] ?? {})[0] ?? [];
+    };
+    const vgs = json('vgs', ['-o', 'vg_name,vg_uuid,vg_extent_size,vg_seqno,vg_size', vg]) as unknown as LvmReport['vg'][];
+    const pvs = json('pvs', ['-o', 'pv_name,pv_uuid,pe_start,vg_name']) as unknown as LvmReport['pvs'];
+    const segments = json('lvs', [
+      '--segments',
+      '-o',
+      'lv_name,lv_uuid,lv_size,lv_attr,segtype,seg_start_pe,seg_size_pe,stripes,stripe_size,seg_pe_ranges',
+      vg,
+    ]) as unknown as LvmSegmentRow[];
+    const first = vgs[0];
+    if (!first) throw new Error(`lvm reports no VG ${vg}`);
+    return { vg: first, pvs: pvs.filter((pv) => pv.vg_name === vg), segments };
+  }
+
+  cleanup(): void {
+    for (const loop of [...this.loops].reverse()) {
+      try {
+        execFileSync('losetup', ['-d', loop.device]);
+      } catch {
+        // Already gone: nothing left to release.
+      }
+    }
+    this.loops.length = 0;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Adds a logical_volumes section with `lvs` to the VG section of a vgcfgbackup file. */
+export function insertLogicalVolumes(backup: string, lvs: LvSpec[]): string {
+  const body = lvs.map(lvText).join('\n');
+  const section = `\n\tlogical_volumes {\n${body}\n\t}\n`;
+  const existing = backup.indexOf('\tlogical_volumes {');
+  if (existing >= 0) {
+    const at = existing + '\tlogical_volumes {'.length;
+    return `${backup.slice(0, at)}\n${body}\n${backup.slice(at)}`;
+  }
+  const end = backup.lastIndexOf('}');
+  return `${backup.slice(0, end)}${section}${backup.slice(end)}`;
+}
+
+function lvText(lv: LvSpec): string {
+  const segments =
+    lv.rawSegments ??
+    lv.segments.map((seg) => {
+      const stripes = seg.stripes.map(([pv, pe]) => `"${pv}", ${pe}`).join(', ');
+      const striping = seg.stripes.length > 1 ? `\t\t\t\tstripe_size = ${seg.stripeSizeSectors ?? 128}\n` : '';
+      return (
+        `\t\t\t\tstart_extent = ${seg.startExtent}\n\t\t\t\textent_count = ${seg.extentCount}\n\t\t\t\ttype = "striped"\n` +
+        `\t\t\t\tstripe_count = ${seg.stripes.length}\n${striping}\t\t\t\tstripes = [ ${stripes} ]\n`
+      );
+    });
+  const status = (lv.status ?? ['READ', 'WRITE', 'VISIBLE']).map((s) => `"${s}"`).join(', ');
+  const segs = segments.map((text, i) => `\t\t\tsegment${i + 1} {\n${text}\t\t\t}\n`).join('');
+  return `\t\t${lv.name} {\n\t\t\tid = "${lvmUuid()}"\n\t\t\tstatus = [${status}]\n\t\t\tflags = []\n\t\t\tsegment_count = ${segments.length}\n${segs}\t\t}`;
+}
+
+/** Where LV byte `offset` lives according to lvm's report: a loop device and a byte offset on it. */
+export interface DeviceLocation {
+  device: string;
+  offset: number;
+  /** Bytes from here that stay contiguous on the device. */
+  length: number;
+}
+
+/**
+ * The device-mapper mapping of one LV, computed from `lvs --segments` and `pvs` output alone:
+ * linear runs and the striped target's round-robin (chunk c on stripe c mod N, row c div N).
+ */
+export function lvLayoutFromReport(report: LvmReport, lvName: string): (offset: number) => DeviceLocation {
+  const extent = Number(report.vg.vg_extent_size);
+  const peStart = new Map(report.pvs.map((pv) => [pv.pv_name, Number(pv.pe_start)]));
+  const segments = report.segments
+    .filter((row) => row.lv_name === lvName)
+    .map((row) => {
+      const stripes = row.seg_pe_ranges
+        .trim()
+        .split(/\s+/)
+        .map((range) => {
+          const match = /^(.*):(\d+)-(\d+)$/.exec(range);
+          if (!match) throw new Error(`unexpected seg_pe_ranges ${row.seg_pe_ranges}`);
+          const device = match[1] as string;
+          const start = peStart.get(device);
+          if (start === undefined) throw new Error(`no pe_start for ${device}`);
+          return { device, offset: start + Number(match[2]) * extent };
+        });
+      return {
+        start: Number(row.seg_start_pe) * extent,
+        length: Number(row.seg_size_pe) * extent,
+        stripeSize: Number(row.stripes) > 1 ? Number(row.stripe_size) : Number(row.seg_size_pe) * extent,
+        stripes,
+      };
+    });
+  return (offset) => {
+    const seg = segments.find((s) => offset >= s.start && offset < s.start + s.length);
+    if (!seg) throw new Error(`offset ${offset} is outside LV ${lvName}`);
+    const rel = offset - seg.start;
+    const chunk = Math.floor(rel / seg.stripeSize);
+    const stripe = seg.stripes[chunk % seg.stripes.length] as { device: string; offset: number };
+    const row = Math.floor(chunk / seg.stripes.length);
+    const within = rel % seg.stripeSize;
+    return {
+      device: stripe.device,
+      offset: stripe.offset + row * seg.stripeSize + within,
+      length: Math.min(seg.stripeSize - within, seg.start + seg.length - offset),
+    };
+  };
+}
+
+/**
+ * Reads `length` bytes of an LV the way lvm's mapping says. The bytes come from the loop devices'
+ * image files at the devices' offsets: the loop devices' own page cache could hold stale pages.
+ */
+export function readLvFromDevices(loops: LoopDevice[], layout: (offset: number) => DeviceLocation, offset: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let at = 0; at < length;) {
+    const where = layout(offset + at);
+    const n = Math.min(where.length, length - at);
+    const loop = loopOf(loops, where.device);
+    const fd = openSync(loop.image, 'r');
+    try {
+      if (readSync(fd, out, at, n, loop.offset + where.offset) !== n) throw new Error(`short read of ${loop.image}`);
+    } finally {
+      closeSync(fd);
+    }
+    at += n;
+  }
+  return out;
+}
+
+/** Writes `data` as LV bytes [offset, offset+data.length), by lvm's mapping, into the loop devices' images. */
+export function writeLvToDevices(loops: LoopDevice[], layout: (offset: number) => DeviceLocation, offset: number, data: Buffer): void {
+  for (let at = 0; at < data.length;) {
+    const where = layout(offset + at);
+    const n = Math.min(where.length, data.length - at);
+    const loop = loopOf(loops, where.device);
+    const fd = openSync(loop.image, 'r+');
+    try {
+      writeSync(fd, data, at, n, loop.offset + where.offset);
+    } finally {
+      closeSync(fd);
+    }
+    at += n;
+  }
+}
+
+function loopOf(loops: LoopDevice[], device: string): LoopDevice {
+  const loop = loops.find((l) => l.device === device);
+  if (!loop) throw new Error(`lvm reports device ${device}, which the sandbox did not attach`);
+  return loop;
+}
+
+/** Deterministic bytes (xorshift32) so each test can tell every PE apart. */
+export function patternBytes(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length);
+  let state = seed >>> 0 || 0x9e3779b9;
+  for (let i = 0; i + 4 <= length; i += 4) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    out.writeUInt32LE(state >>> 0, i);
+  }
+  return out;
+}
+
+/** `pvck --dump headers` of one device, as key → value (`mda_header_1.raw_locn[0].offset` → '1536'). */
+export function pvckHeaders(sandbox: LvmSandbox, loop: LoopDevice): Map<string, string> {
+  const out = sandbox.lvm('pvck', ['--dump', 'headers', loop.device], [loop]);
+  const fields = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const match = /^\s*([a-z_0-9.[\]]+) (.+)$/.exec(line);
+    if (match) fields.set(match[1] as string, (match[2] as string).trim());
+  }
+  return fields;
+}
