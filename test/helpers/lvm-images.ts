@@ -8,6 +8,8 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BlockReader } from '../../src/core/block-reader.js';
+import type { AllocationExtent } from '../../src/core/extent.js';
 import { makeSparseFile, makeTempDir } from './disk-images.js';
 
 export interface LoopDevice {
@@ -119,6 +121,15 @@ export class LvmSandbox {
   lvm(command: string, args: string[], devices: LoopDevice[] = this.loops): string {
     const list = devices.map((d) => d.device).join(',');
     return execFileSync(command, ['--devices', list, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LVM_SYSTEM_DIR: join(this.dir, 'etc'), LVM_SUPPRESS_FD_WARNINGS: '1' },
+    });
+  }
+
+  /** An lvm command without `--devices` (the caller limits it another way). */
+  lvmWithoutDevices(command: string, args: string[]): string {
+    return execFileSync(command, args, {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LVM_SYSTEM_DIR: join(this.dir, 'etc'), LVM_SUPPRESS_FD_WARNINGS: '1' },
@@ -315,13 +326,234 @@ export function patternBytes(length: number, seed: number): Buffer {
   return out;
 }
 
-/** `pvck --dump headers` of one device, as key → value (`mda_header_1.raw_locn[0].offset` → '1536'). */
+/**
+ * `pvck --dump headers` of one device, as key → value (`mda_header_1.raw_locn[0].offset` → '1536').
+ * pvck refuses `--devices` here ("not in devices list"), so a filter accepting only the device it is.
+ */
 export function pvckHeaders(sandbox: LvmSandbox, loop: LoopDevice): Map<string, string> {
-  const out = sandbox.lvm('pvck', ['--dump', 'headers', loop.device], [loop]);
+  const filter = `devices { filter = [ "a|^${loop.device}$|", "r|.*|" ] }`;
+  const out = sandbox.lvmWithoutDevices('pvck', ['--config', filter, '--dump', 'headers', loop.device]);
   const fields = new Map<string, string>();
   for (const line of out.split('\n')) {
     const match = /^\s*([a-z_0-9.[\]]+) (.+)$/.exec(line);
     if (match) fields.set(match[1] as string, (match[2] as string).trim());
   }
   return fields;
+}
+
+/**
+ * A PV's head (label and metadata area) as a compact fixture: the non-zero byte runs of its first
+ * `length` bytes, base64, with lvm's own report of what they hold. Unit and fuzz tests rebuild the
+ * bytes with `bytesFromRuns` and need no loop device.
+ */
+export interface LvmHeadFixture {
+  generatedBy: string;
+  lvmVersion: string;
+  size: number;
+  runs: [number, string][];
+  pvUuid: string;
+  vg: { name: string; uuid: string; seqno: number; extentSize: number };
+  lvs: { name: string; uuid: string; size: number }[];
+  mda: { start: number; size: number; textOffset: number; textSize: number };
+}
+
+export function runsOf(bytes: Buffer): [number, string][] {
+  const runs: [number, string][] = [];
+  for (let at = 0; at < bytes.length;) {
+    while (at < bytes.length && bytes[at] === 0) at++;
+    if (at >= bytes.length) break;
+    let end = at;
+    // A run continues over short stretches of zeros (fields inside a header), not long ones.
+    for (let zeros = 0; end < bytes.length && zeros < 64; end++) zeros = bytes[end] === 0 ? zeros + 1 : 0;
+    while (end > at && bytes[end - 1] === 0) end--;
+    runs.push([at, bytes.subarray(at, end).toString('base64')]);
+    at = end;
+  }
+  return runs;
+}
+
+export function bytesFromRuns(size: number, runs: readonly [number, string][]): Buffer {
+  const out = Buffer.alloc(size);
+  for (const [offset, data] of runs) Buffer.from(data, 'base64').copy(out, offset);
+  return out;
+}
+
+/** Makes a one-PV VG with two LVs (one of two segments) and captures the PV's head. */
+export function captureLvmHeadFixture(sandbox: LvmSandbox): LvmHeadFixture {
+  const loop = sandbox.attach(sandbox.image('fixture.img', 12 * 1024 * 1024));
+  sandbox.lvm('pvcreate', [loop.device]);
+  sandbox.lvm('vgcreate', ['-s', '1M', 'cairn_fixture', loop.device]);
+  sandbox.restoreWithLvs('cairn_fixture', [
+    { name: 'root', segments: [{ startExtent: 0, extentCount: 2, stripes: [['pv0', 0]] }] },
+    {
+      name: 'home',
+      segments: [
+        { startExtent: 0, extentCount: 1, stripes: [['pv0', 4]] },
+        { startExtent: 1, extentCount: 2, stripes: [['pv0', 2]] },
+      ],
+    },
+  ]);
+  const report = sandbox.report('cairn_fixture');
+  const headers = pvckHeaders(sandbox, loop);
+  const peStart = Number(report.pvs[0]?.pe_start);
+  const fd = openSync(loop.image, 'r');
+  const head = Buffer.alloc(peStart);
+  try {
+    readSync(fd, head, 0, peStart, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const lvNames = [...new Set(report.segments.map((r) => r.lv_name))];
+  return {
+    generatedBy:
+      'captureLvmHeadFixture in test/helpers/lvm-images.ts (CAIRN_WRITE_LVM_FIXTURE=1 npx vitest run test/integration/guest-lvm-metadata.test.ts)',
+    lvmVersion: sandbox.lvmWithoutDevices('lvm', ['version']).split('\n')[0]?.trim() ?? '',
+    size: peStart,
+    runs: runsOf(head),
+    pvUuid: report.pvs[0]?.pv_uuid ?? '',
+    vg: {
+      name: report.vg.vg_name,
+      uuid: report.vg.vg_uuid,
+      seqno: Number(report.vg.vg_seqno),
+      extentSize: Number(report.vg.vg_extent_size),
+    },
+    lvs: lvNames.map((name) => {
+      const row = report.segments.find((r) => r.lv_name === name) as LvmSegmentRow;
+      return { name, uuid: row.lv_uuid, size: Number(row.lv_size) };
+    }),
+    mda: {
+      start: Number(headers.get('mda_header_1.start')),
+      size: Number(headers.get('mda_header_1.size')),
+      textOffset: Number(headers.get('mda_header_1.raw_locn[0].offset')),
+      textSize: Number(headers.get('mda_header_1.raw_locn[0].size')),
+    },
+  };
+}
+
+/**
+ * Edits of a real PV head for tests that need a variant lvm will not write (damage, other text):
+ * each edit re-seals the checksums it breaks, so the parser sees exactly the one change. The CRC comes
+ * from Cairn (an input forger, not an oracle: the unchanged fixture proves it against lvm's own).
+ */
+export class PvHeadEditor {
+  readonly bytes: Buffer;
+  private labelAt: number;
+
+  constructor(
+    head: Buffer,
+    private readonly crc: (bytes: Uint8Array, previous?: number) => number,
+    readonly mdaStart = 4096,
+    labelSector = 1,
+  ) {
+    this.bytes = Buffer.from(head);
+    this.labelAt = labelSector * 512;
+  }
+
+  get mdaSize(): number {
+    return Number(this.bytes.readBigUInt64LE(this.mdaStart + 32));
+  }
+
+  get textOffset(): number {
+    return Number(this.bytes.readBigUInt64LE(this.mdaStart + 40));
+  }
+
+  get textSize(): number {
+    return Number(this.bytes.readBigUInt64LE(this.mdaStart + 48));
+  }
+
+  /** The current metadata text (unwrapped), its NUL included. */
+  text(): Buffer {
+    const first = Math.min(this.textSize, this.mdaSize - this.textOffset);
+    const a = this.bytes.subarray(this.mdaStart + this.textOffset, this.mdaStart + this.textOffset + first);
+    const b = this.bytes.subarray(this.mdaStart + 512, this.mdaStart + 512 + (this.textSize - first));
+    return Buffer.concat([a, b]);
+  }
+
+  sealLabel(): this {
+    const label = this.bytes.subarray(this.labelAt, this.labelAt + 512);
+    label.writeUInt32LE(this.crc(label.subarray(20)), 16);
+    return this;
+  }
+
+  sealMdaHeader(): this {
+    const header = this.bytes.subarray(this.mdaStart, this.mdaStart + 512);
+    header.writeUInt32LE(this.crc(header.subarray(4)), 0);
+    return this;
+  }
+
+  /** Moves the label to another of the first four sectors (updating its own sector field). */
+  moveLabel(sector: number): this {
+    const label = Buffer.from(this.bytes.subarray(this.labelAt, this.labelAt + 512));
+    this.bytes.fill(0, this.labelAt, this.labelAt + 512);
+    this.labelAt = sector * 512;
+    label.writeBigUInt64LE(BigInt(sector), 8);
+    label.copy(this.bytes, this.labelAt);
+    return this.sealLabel();
+  }
+
+  /** Any other edit of the label sector, re-sealed. */
+  labelField(write: (label: Buffer) => void): this {
+    write(this.bytes.subarray(this.labelAt, this.labelAt + 512));
+    return this.sealLabel();
+  }
+
+  /** Replaces the PV UUID (32 characters, no dashes) in the label. */
+  setPvUuid(raw: string): this {
+    const contents = this.bytes.readUInt32LE(this.labelAt + 20);
+    this.bytes.write(raw, this.labelAt + contents, 32, 'latin1');
+    return this.sealLabel();
+  }
+
+  /**
+   * Writes `text` as the committed metadata at `offset` in the area (wrapping past its end back to
+   * 512 when it must), with its checksum; `checksum` overrides the one computed.
+   */
+  setText(text: Buffer, offset = this.textOffset, checksum?: number): this {
+    const area = this.mdaSize;
+    const first = Math.min(text.length, area - offset);
+    this.bytes.fill(0, this.mdaStart + 512, this.mdaStart + area);
+    text.copy(this.bytes, this.mdaStart + offset, 0, first);
+    text.copy(this.bytes, this.mdaStart + 512, first);
+    const header = this.bytes.subarray(this.mdaStart, this.mdaStart + 512);
+    header.writeBigUInt64LE(BigInt(offset), 40);
+    header.writeBigUInt64LE(BigInt(text.length), 48);
+    header.writeUInt32LE(checksum ?? this.crc(text), 56);
+    return this.sealMdaHeader();
+  }
+
+  /** Any other edit of the mda header (offsets within it), re-sealed. */
+  mdaField(write: (header: Buffer) => void): this {
+    write(this.bytes.subarray(this.mdaStart, this.mdaStart + 512));
+    return this.sealMdaHeader();
+  }
+}
+
+/** A disk of `size` bytes whose first bytes are `head` and the rest zeros (a PV with empty extents). */
+export class MemoryBlockReader implements BlockReader {
+  readonly blockSize = 64 * 1024;
+  reads = 0;
+
+  constructor(
+    private readonly head: Buffer,
+    readonly size: number = head.length,
+  ) {}
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`read ${offset}+${length} past ${this.size}`);
+    }
+    this.reads++;
+    const out = Buffer.alloc(length);
+    if (offset < this.head.length) this.head.copy(out, 0, offset, Math.min(this.head.length, offset + length));
+    return out;
+  }
+
+  async allocation(offset: number, length: number): Promise<AllocationExtent[]> {
+    const dataEnd = Math.min(offset + length, this.head.length);
+    const extents: AllocationExtent[] = [];
+    if (dataEnd > offset) extents.push({ offset, length: dataEnd - offset, zero: false });
+    if (offset + length > Math.max(offset, dataEnd))
+      extents.push({ offset: Math.max(offset, dataEnd), length: offset + length - Math.max(offset, dataEnd), zero: true });
+    return extents;
+  }
 }

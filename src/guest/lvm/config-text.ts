@@ -8,7 +8,7 @@ import { quoteName } from './lvm-names.js';
  * ```
  * file    := item*
  * item    := name '{' item* '}' | name '=' value
- * value   := scalar | '[' (scalar ','?)* ']'
+ * value   := scalar | '[' (scalar (',' | before a string))* ']'
  * scalar  := int [+-]?[0-9]+ | float [0-9]*.[0-9]* | "string with \" and \\ escapes" | 'raw string' | bare word
  * name    := identifier | quoted string;   '#' starts a comment to the end of the line
  * ```
@@ -324,7 +324,9 @@ class Parser {
     while (tok.current() !== Tok.ArrayEnd) {
       this.count();
       items.push(this.scalar());
-      tok.next(true);
+      // As lvm: a number needs the comma before it (without one it reads as a name, not a value);
+      // strings may follow each other, and a trailing comma is allowed.
+      tok.next(false);
       if (tok.current() === Tok.Comma) tok.next(true);
     }
     tok.next(false);

@@ -44,13 +44,18 @@ export interface LvSegment {
   /** Old-style snapshot segments: the origin LV and the LV that stores the copy-on-write exceptions. */
   readonly origin?: string;
   readonly cowStore?: string;
+  /** The snapshot is being merged back into its origin (`merging_store` instead of `cow_store`). */
+  readonly merging?: boolean;
 }
 
 export interface LvEntry {
   readonly name: string;
   readonly uuid?: string;
   readonly status: readonly string[];
-  /** lvm lists only VISIBLE LVs; the others are parts of another LV (_tmeta, _rimage_0, snapshot0…). */
+  /**
+   * What `lvs` lists: the VISIBLE flag, except that a snapshot's COW store shows when its origin does
+   * (lvm2 `lv_is_visible`); the others are parts of another LV (_tmeta, _rimage_0, snapshot0…).
+   */
   readonly visible: boolean;
   /** Sorted by start extent. */
   readonly segments: readonly LvSegment[];
@@ -209,7 +214,26 @@ function readLvs(vgScope: Scope, vgSection: ConfigSection, pvNames: ReadonlySet<
       lvs.push({ name: lvName, status, visible: status.includes('VISIBLE'), segments: [], problem: err });
     }
   }
-  return lvs;
+  return withSnapshotVisibility(lvs);
+}
+
+/**
+ * lvm2 `lv_is_visible` (lib/metadata/snapshot_manip.c): the internal snapshot LV (`snapshot0`) is
+ * hidden; its COW store is what `lvs` shows as the snapshot, visible when the origin is (always for a
+ * virtual, zero-backed origin), hidden while it merges. The metadata does not flag the COW store VISIBLE.
+ */
+function withSnapshotVisibility(lvs: LvEntry[]): LvEntry[] {
+  const byName = new Map(lvs.map((lv) => [lv.name, lv]));
+  const snapshotOf = new Map<string, LvSegment>();
+  for (const lv of lvs) for (const seg of lv.segments) if (seg.cowStore !== undefined) snapshotOf.set(seg.cowStore, seg);
+  return lvs.map((lv) => {
+    if (lv.segments.some((seg) => seg.type === 'snapshot')) return { ...lv, visible: false };
+    const snapshot = snapshotOf.get(lv.name);
+    if (!snapshot) return lv;
+    const origin = byName.get(snapshot.origin ?? '');
+    const virtualOrigin = origin?.segments.some((seg) => seg.type === 'zero') ?? false;
+    return { ...lv, visible: !snapshot.merging && (virtualOrigin || (origin?.visible ?? false)) };
+  });
 }
 
 function readLv(scope: Scope, name: string, section: ConfigSection, pvNames: ReadonlySet<string>, lvNames: ReadonlySet<string>): LvEntry {
@@ -233,7 +257,18 @@ function readSegment(scope: Scope, section: ConfigSection, pvNames: ReadonlySet<
   const type = scope.string(section, 'type');
   const base = { name: section.name, startExtent, extentCount, type };
   if (type === 'snapshot') {
-    return { ...base, areas: [], origin: scope.string(section, 'origin'), cowStore: scope.string(section, 'cow_store') };
+    // lib/snapshot/snapshot.c _snap_text_import: exactly one of cow_store and merging_store.
+    const cowStore = scope.optionalString(section, 'cow_store');
+    const mergingStore = scope.optionalString(section, 'merging_store');
+    if ((cowStore === undefined) === (mergingStore === undefined))
+      scope.fail('a snapshot needs exactly one of cow_store and merging_store');
+    return {
+      ...base,
+      areas: [],
+      origin: scope.string(section, 'origin'),
+      cowStore: cowStore ?? mergingStore,
+      merging: mergingStore !== undefined,
+    };
   }
   if (!STRIPED_TYPES.has(type)) return { ...base, areas: [] };
   const stripeCount = scope.int(section, 'stripe_count', 1, MAX_STRIPES);
