@@ -161,26 +161,66 @@ export class LogicalVolumeReader implements BlockReader {
   private async allocateSegment(segment: MappedSegment, from: number, to: number): Promise<AllocationExtent[]> {
     const n = segment.stripes.length;
     const size = segment.stripeSize;
-    const runs = this.runs(segment, from, to);
-    const answers = await Promise.all(
-      runs.map(async (run) => {
+    const cursors: ExtentCursor[] = new Array<ExtentCursor>(n);
+    await Promise.all(
+      this.runs(segment, from, to).map(async (run) => {
         const { target } = run;
         if (target.kind === 'missing') throw this.missing(segment, target);
         const extents = await target.reader.allocation(target.offset + run.start, run.end - run.start);
-        return { run, cursor: new ExtentCursor(extents, target.offset) };
+        cursors[run.firstPiece % n] = new ExtentCursor(extents, target.offset);
       }),
     );
-    const byStripe = new Map(answers.map((answer) => [answer.run.firstPiece % n, answer.cursor]));
     const out: AllocationExtent[] = [];
-    for (let piece = Math.floor(from / size); piece * size < to; piece++) {
-      const cursor = byStripe.get(piece % n) as ExtentCursor;
-      const lvFrom = Math.max(from, piece * size);
-      const lvTo = Math.min(to, (piece + 1) * size);
-      const stripeFrom = Math.floor(piece / n) * size + (lvFrom - piece * size);
-      cursor.emit(stripeFrom, stripeFrom + (lvTo - lvFrom), segment.offset + lvFrom - stripeFrom, out);
+    const row = n * size;
+    let budget = MAX_EXACT_PIECES;
+    for (let at = from; at < to;) {
+      const rows = at % row === 0 ? Math.floor((to - at) / row) : 0;
+      const run = rows > 0 ? uniformRows(cursors, at / row, rows, size) : undefined;
+      if (run && (run.zero !== undefined || run.rows * n > budget)) {
+        // Whole rows where every stripe keeps one kind: one extent, not one per piece. Where the
+        // stripes disagree over many rows the exact answer would be a piece-by-piece comb; data is
+        // the safe coarse answer (a reader then reads the zeros instead of skipping them).
+        appendExtent(out, { offset: segment.offset + at, length: run.rows * row, zero: run.zero ?? false });
+        at += run.rows * row;
+        continue;
+      }
+      const piece = Math.floor(at / size);
+      const end = Math.min(to, (piece + 1) * size);
+      const stripeFrom = Math.floor(piece / n) * size + (at - piece * size);
+      (cursors[piece % n] as ExtentCursor).emit(stripeFrom, stripeFrom + (end - at), segment.offset + at - stripeFrom, out);
+      budget--;
+      at = end;
     }
     return out;
   }
+}
+
+/** Pieces a striped allocation answer describes one by one before it coarsens (bounds time and size). */
+const MAX_EXACT_PIECES = 65_536;
+
+/**
+ * How many of the `rows` whole rows from `firstRow` every stripe answers with one kind (at least
+ * one row), and that kind when all stripes agree; undefined when a stripe changes kind inside the
+ * first row.
+ */
+function uniformRows(
+  cursors: readonly ExtentCursor[],
+  firstRow: number,
+  rows: number,
+  size: number,
+): { rows: number; zero?: boolean } | undefined {
+  let count = rows;
+  let kind: boolean | undefined;
+  let agree = true;
+  for (const cursor of cursors) {
+    const span = cursor.spanAt(firstRow * size);
+    const whole = Math.floor((span.end - firstRow * size) / size);
+    if (whole < 1) return undefined;
+    count = Math.min(count, whole);
+    if (kind === undefined) kind = span.zero;
+    else if (kind !== span.zero) agree = false;
+  }
+  return { rows: count, zero: agree ? kind : undefined };
 }
 
 /** Reads into `out` through the reader's own readInto when it has one (one copy fewer). */
@@ -211,20 +251,22 @@ class ExtentCursor {
     private readonly base: number,
   ) {}
 
+  /** The kind at stripe position `at` and where it stops (positions only ever increase). */
+  spanAt(at: number): { zero: boolean; end: number } {
+    while (this.index < this.extents.length && this.endOf(this.index) <= at) this.index++;
+    const extent = this.extents[this.index];
+    if (extent === undefined) return { zero: false, end: Number.MAX_SAFE_INTEGER };
+    const start = extent.offset - this.base;
+    if (start > at) return { zero: false, end: start };
+    return { zero: extent.zero, end: this.endOf(this.index) };
+  }
+
   /** Emits stripe range [from, to) shifted by `shift` (stripe offset → LV offset). */
   emit(from: number, to: number, shift: number, out: AllocationExtent[]): void {
-    let at = from;
-    while (at < to) {
-      while (this.index < this.extents.length && this.endOf(this.index) <= at) this.index++;
-      const extent = this.extents[this.index];
-      const start = extent === undefined ? to : Math.max(at, extent.offset - this.base);
-      if (start > at) {
-        appendExtent(out, { offset: at + shift, length: Math.min(start, to) - at, zero: false });
-        at = Math.min(start, to);
-        continue;
-      }
-      const stop = Math.min(to, this.endOf(this.index));
-      appendExtent(out, { offset: at + shift, length: stop - at, zero: (extent as AllocationExtent).zero });
+    for (let at = from; at < to;) {
+      const span = this.spanAt(at);
+      const stop = Math.min(to, span.end);
+      appendExtent(out, { offset: at + shift, length: stop - at, zero: span.zero });
       at = stop;
     }
   }

@@ -53,11 +53,14 @@ const linear = (pv: string, pe: number): string => `type = "striped" stripe_coun
 const striped = (sizeSectors: number, ...areas: [string, number][]): string =>
   `type = "striped" stripe_count = ${areas.length} stripe_size = ${sizeSectors} stripes = [ ${areas.map(([pv, pe]) => `"${pv}", ${pe}`).join(', ')} ]`;
 
-/** A 12 MiB PV with the fixture's label and `text` as its metadata; its extents hold patterned bytes. */
-function pvDisk(uuid: string, text: string, seed = 1): MemoryBlockReader {
+/**
+ * A PV (12 MiB unless `size` says) with the fixture's label and `text` as its metadata; its extents
+ * hold patterned bytes, or zeros when `seed` is 0.
+ */
+function pvDisk(uuid: string, text: string, seed = 1, size = DISK): MemoryBlockReader {
   const edited = new PvHeadEditor(head, lvmCrc, fixture.mda.start).setPvUuid(uuid.replaceAll('-', '')).setText(Buffer.from(`${text}\0`));
-  const disk = Buffer.concat([edited.bytes, patternBytes(DISK - edited.bytes.length, seed)]);
-  return new MemoryBlockReader(disk);
+  if (seed === 0) return new MemoryBlockReader(edited.bytes, size);
+  return new MemoryBlockReader(Buffer.concat([edited.bytes, patternBytes(size - edited.bytes.length, seed)]));
 }
 
 async function scanOf(...disks: MemoryBlockReader[]): Promise<LvmScan> {
@@ -204,6 +207,39 @@ describe('LV mapping', () => {
       { offset: MiB, length: MiB - 100, zero: false },
     ]);
     expectError(await mixed.read(2 * MiB - 1, 2).catch((e: unknown) => e), 'ERR_OUT_OF_RANGE', /outside LV vg\/mixed/);
+  });
+
+  it('describes striped allocation piece by piece, whole zero rows as one extent, and coarsens a long comb to data', async () => {
+    const big = 40 * MiB;
+    const lvs = [
+      lv('comb', [[0, 4, striped(16, ['pv0', 0], ['pv1', 0])]]),
+      lv('hole', [[0, 4, striped(16, ['pv1', 2], ['pv1', 4])]]),
+      lv('long', [[0, 60, striped(1, ['pv0', 4], ['pv1', 6])]]),
+    ].join('\n');
+    const pvs: PvSpec[] = [
+      { name: 'pv0', uuid: UUID_A, peCount: 39 },
+      { name: 'pv1', uuid: UUID_B, peCount: 39 },
+    ];
+    const text = vgText({ pvs, lvs });
+    const scan = await scanOf(pvDisk(UUID_A, text, 5, big), pvDisk(UUID_B, text, 0, big));
+    const comb = findLogicalVolume(scan, 'vg', 'comb').open();
+    const combExtents = await comb.allocation(4096, 2 * MiB);
+    expect(combExtents).toHaveLength(257);
+    expect(combExtents.slice(0, 3)).toEqual([
+      { offset: 4096, length: 4096, zero: false },
+      { offset: 8192, length: 8192, zero: true },
+      { offset: 16384, length: 8192, zero: false },
+    ]);
+    const hole = findLogicalVolume(scan, 'vg', 'hole').open();
+    expect(await hole.allocation(100, hole.size - 100)).toEqual([{ offset: 100, length: hole.size - 100, zero: true }]);
+    // 60 MiB in 512-byte pieces alternating data and zeros: 122 880 pieces, more than are listed one by one.
+    const long = findLogicalVolume(scan, 'vg', 'long').open();
+    const started = Date.now();
+    const longExtents = await long.allocation(0, long.size);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(longExtents.length).toBeLessThanOrEqual(65_537);
+    expect(longExtents.reduce((sum, e) => sum + e.length, 0)).toBe(long.size);
+    expect(longExtents[longExtents.length - 1]).toMatchObject({ zero: false });
   });
 
   it.each([
