@@ -406,7 +406,7 @@ export function captureLvmHeadFixture(sandbox: LvmSandbox): LvmHeadFixture {
   const lvNames = [...new Set(report.segments.map((r) => r.lv_name))];
   return {
     generatedBy:
-      'captureLvmHeadFixture in test/helpers/lvm-images.ts (CAIRN_WRITE_LVM_FIXTURE=1 npx vitest run test/integration/guest-lvm-metadata.test.ts)',
+      'captureLvmHeadFixture in test/helpers/lvm-images.ts (CAIRN_WRITE_LVM_FIXTURE=1 npx vitest run test/integration/guest-lvm-metadata.test.ts -t fixture)',
     lvmVersion: sandbox.lvmWithoutDevices('lvm', ['version']).split('\n')[0]?.trim() ?? '',
     size: peStart,
     runs: runsOf(head),

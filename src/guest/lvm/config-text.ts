@@ -8,14 +8,14 @@ import { quoteName } from './lvm-names.js';
  * ```
  * file    := item*
  * item    := name '{' item* '}' | name '=' value
- * value   := scalar | '[' (scalar (',' | before a string))* ']'
+ * value   := scalar | '[' (scalar ','?)* ']'      a number item must follow '[' or ','
  * scalar  := int [+-]?[0-9]+ | float [0-9]*.[0-9]* | "string with \" and \\ escapes" | 'raw string' | bare word
  * name    := identifier | quoted string;   '#' starts a comment to the end of the line
  * ```
  *
  * Stricter than lvm where lvm is lenient by accident: a duplicate name in a section (lvm keeps one and
- * warns), a NUL before the end, integers with leading zeros (lvm's strtoll would read them as octal)
- * and names with '/' (lvm would split them into a path) are errors. Bounded: the caller caps the
+ * warns), a NUL before the end, integers with leading zeros (lvm's strtoll would read them as octal),
+ * a lone sign (lvm reads 0) and names with '/' (lvm would split them into a path) are errors. Bounded: the caller caps the
  * text; nesting depth and the total number of elements are capped here.
  */
 export type ConfigScalar =
