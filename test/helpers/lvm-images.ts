@@ -74,23 +74,31 @@ export function lvmUuid(): string {
 }
 
 export class LvmSandbox {
-  readonly dir = makeTempDir('lvm');
+  private made: string | undefined;
   private readonly loops: LoopDevice[] = [];
 
-  constructor() {
-    const etc = join(this.dir, 'etc');
-    mkdirSync(join(this.dir, 'lock'), { recursive: true });
-    mkdirSync(etc, { recursive: true });
-    writeFileSync(
-      join(etc, 'lvm.conf'),
-      [
-        'devices { use_devicesfile = 0 obtain_device_list_from_udev = 0 hints = "none" scan_lvs = 0 md_component_detection = 0 }',
-        'backup { backup = 0 archive = 0 }',
-        'activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }',
-        `global { locking_dir = "${join(this.dir, 'lock')}" use_lvmpolld = 0 event_activation = 0 }`,
-        '',
-      ].join('\n'),
-    );
+  /**
+   * The sandbox folder, made on first use: a sandbox built in a describe block whose tests are all
+   * filtered out never runs its afterAll, so it must not leave a folder behind either.
+   */
+  get dir(): string {
+    if (this.made === undefined) {
+      const dir = makeTempDir('lvm');
+      mkdirSync(join(dir, 'lock'), { recursive: true });
+      mkdirSync(join(dir, 'etc'), { recursive: true });
+      writeFileSync(
+        join(dir, 'etc', 'lvm.conf'),
+        [
+          'devices { use_devicesfile = 0 obtain_device_list_from_udev = 0 hints = "none" scan_lvs = 0 md_component_detection = 0 }',
+          'backup { backup = 0 archive = 0 }',
+          'activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }',
+          `global { locking_dir = "${join(dir, 'lock')}" use_lvmpolld = 0 event_activation = 0 }`,
+          '',
+        ].join('\n'),
+      );
+      this.made = dir;
+    }
+    return this.made;
   }
 
   /** An image file of `size` bytes (sparse). */
@@ -185,7 +193,8 @@ export class LvmSandbox {
       }
     }
     this.loops.length = 0;
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.made !== undefined) rmSync(this.made, { recursive: true, force: true });
+    this.made = undefined;
   }
 }
 

@@ -5,13 +5,16 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCairnError } from '../../src/core/errors.js';
 import { parseConfigText, type ConfigScalar, type ConfigSection, type ConfigValue } from '../../src/guest/lvm/config-text.js';
 import { makeTempDir } from '../helpers/disk-images.js';
 import { bytesFromRuns, type LvmHeadFixture } from '../helpers/lvm-images.js';
 
-const dir = makeTempDir('lvmconfig');
+let dir: string;
+beforeAll(() => {
+  dir = makeTempDir('lvmconfig');
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function lvmconfig(text: Buffer | string): { ok: boolean; out: string } {

@@ -322,7 +322,10 @@ describe('the PV head fixture of the unit and fuzz tests', () => {
       if (process.env.CAIRN_WRITE_LVM_FIXTURE === '1') {
         const dir = join(import.meta.dirname, '../fixtures/lvm');
         mkdirSync(dir, { recursive: true });
-        writeFileSync(join(dir, 'pv-head.json'), `${JSON.stringify(fixture, null, 1)}\n`);
+        // Stored as Prettier prints it, so that `npm run lint` accepts the fixture as written.
+        const prettier = await import('prettier');
+        const path = join(dir, 'pv-head.json');
+        writeFileSync(path, await prettier.format(JSON.stringify(fixture), { ...(await prettier.resolveConfig(path)), filepath: path }));
       }
     } finally {
       sandbox.cleanup();

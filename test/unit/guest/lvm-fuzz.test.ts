@@ -29,6 +29,8 @@ type Mutation =
   | { op: 'set'; at: number; byte: number }
   | { op: 'delete'; at: number; length: number }
   | { op: 'insert'; at: number; text: string }
+  /** Regression cases: insert after the first occurrence of `anchor`, so they survive a new fixture. */
+  | { op: 'insertAfter'; anchor: string; text: string }
   | { op: 'repeat'; at: number; length: number; times: number }
   | { op: 'truncate'; at: number };
 
@@ -113,6 +115,13 @@ function generate(target: Target, seed: number, length: number, focus: [number, 
 function mutate(input: Buffer, mutations: readonly Mutation[], keepLength: boolean): Buffer {
   let bytes = Buffer.from(input);
   for (const m of mutations) {
+    if (m.op === 'insertAfter') {
+      const found = bytes.indexOf(m.anchor);
+      if (found < 0) throw new Error(`regression anchor ${JSON.stringify(m.anchor)} is not in the fixture`);
+      const after = found + Buffer.byteLength(m.anchor);
+      bytes = Buffer.concat([bytes.subarray(0, after), Buffer.from(m.text), bytes.subarray(after)]);
+      continue;
+    }
     const at = Math.min(m.at, bytes.length);
     if (m.op === 'set') {
       // A byte that would not change is flipped instead, so every mutation mutates.
