@@ -125,7 +125,10 @@ export function findVolumeGroup(scan: LvmScan, name: string): VolumeGroup {
   const vg = matches[0];
   if (vg) return vg;
   const known = scan.volumeGroups.map((v) => v.name).join(', ') || 'none';
-  const why = scan.problems.length ? `; problems found: ${scan.problems.map((p) => p.message).join('; ')}` : '';
+  // The problems usually say why (a damaged metadata area, a damaged label); a few are enough.
+  const shown = scan.problems.slice(0, 5).map((p) => p.message);
+  if (scan.problems.length > shown.length) shown.push(`${scan.problems.length - shown.length} more`);
+  const why = shown.length ? `; problems found: ${shown.join('; ')}` : '';
   throw new CairnError('ERR_NOT_FOUND', `no volume group ${name} on these disks (found: ${known})${why}`, { vg: name });
 }
 
