@@ -57,10 +57,14 @@ const striped = (sizeSectors: number, ...areas: [string, number][]): string =>
  * A PV (12 MiB unless `size` says) with the fixture's label and `text` as its metadata; its extents
  * hold patterned bytes, or zeros when `seed` is 0.
  */
+const patterns = new Map<string, Buffer>();
 function pvDisk(uuid: string, text: string, seed = 1, size = DISK): MemoryBlockReader {
   const edited = new PvHeadEditor(head, lvmCrc, fixture.mda.start).setPvUuid(uuid.replaceAll('-', '')).setText(Buffer.from(`${text}\0`));
   if (seed === 0) return new MemoryBlockReader(edited.bytes, size);
-  return new MemoryBlockReader(Buffer.concat([edited.bytes, patternBytes(size - edited.bytes.length, seed)]));
+  const key = `${size}:${seed}`;
+  const extents = patterns.get(key) ?? patternBytes(size - edited.bytes.length, seed);
+  patterns.set(key, extents);
+  return new MemoryBlockReader(Buffer.concat([edited.bytes, extents]));
 }
 
 async function scanOf(...disks: MemoryBlockReader[]): Promise<LvmScan> {
