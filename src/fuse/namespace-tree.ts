@@ -94,7 +94,9 @@ export class NamespaceTree {
   }
 
   private async hasContents(point: Parameters<Namespace['volumeContent']>[0], volume: Volume): Promise<boolean> {
-    return (await this.namespace.volumeContent(point, volume)).kind !== 'raw';
+    const { kind } = await this.namespace.volumeContent(point, volume);
+    // A physical volume's LVs are under its disk's lvm/, not under the partition.
+    return kind !== 'raw' && !(kind === 'lvm-pv' && volume.kind !== 'disk');
   }
 
   /** Names in a directory. */
@@ -106,7 +108,7 @@ export class NamespaceTree {
     if (ns.kind === 'volume' && !(await this.hasContents(ns.point, ns.volume))) return [];
     const names: string[] = [];
     for await (const entry of this.namespace.list(ns)) {
-      if (ns.kind === 'point' || (ns.kind === 'volume' && ns.volume.kind === 'disk')) {
+      if (holdsImages(ns)) {
         const child = await entry.resolve();
         if (child.kind === 'volume') {
           names.push(entry.name + RAW_SUFFIX);
@@ -170,6 +172,11 @@ export class NamespaceTree {
         return { kind: 'file', size: 0, mtimeMs, guest, open: async () => new BufferReader(Buffer.alloc(0)) };
     }
   }
+}
+
+/** Directories whose volumes show as `NAME.raw` images beside `NAME/`: a point, a disk, an LVM volume group. */
+function holdsImages(node: NamespaceNode): boolean {
+  return node.kind === 'point' || (node.kind === 'volume' && node.volume.kind === 'disk') || (node.kind === 'lvm' && node.vg !== undefined);
 }
 
 function attributesOf(stat: GuestStat): GuestAttributes {

@@ -122,7 +122,7 @@ export class Namespace {
       case 'volume':
         return this.childOfVolume(parent.point, parent.volume, segment, path);
       case 'lvm':
-        throw notFound(path);
+        return this.childOfLvm(parent, segment, path);
       case 'guest': {
         if (parent.stat.type !== 'dir') throw notFound(path, `${parent.path.join('/') || '/'} is not a directory`);
         const entry = await parent.fs.lookup(parent.id, unescapeGuestName(segment));
@@ -145,7 +145,11 @@ export class Namespace {
   }
 
   private async childOfVolume(point: PointInfo, volume: Volume, segment: string, path: readonly string[]): Promise<NamespaceNode> {
-    const content = await this.pointView(point).content(volume);
+    const view = this.pointView(point);
+    const content = await view.content(volume);
+    if (volume.kind === 'disk' && segment === LVM_SEGMENT && content.kind !== 'filesystem') {
+      if ((await view.volumeGroupsOn(volume.disk)).length > 0) return { kind: 'lvm', point, disk: volume.disk };
+    }
     switch (content.kind) {
       case 'partitioned': {
         const partition = content.partitions.find((p) => p.segments[0] === segment);
@@ -158,11 +162,40 @@ export class Namespace {
       }
       case 'raw':
         throw content.reason;
+      case 'lvm-pv':
+        throw notFound(
+          path,
+          `${volume.label} is an LVM physical volume: its logical volumes are under ${point.vm}/${point.id}/${volume.disk}/lvm/`,
+        );
       case 'filesystem': {
         const fs = content.fs;
         const root: GuestNode = { kind: 'guest', point, volume, fs, id: fs.rootId, stat: await fs.stat(fs.rootId), path: [] };
         return this.child(root, segment, path);
       }
+    }
+  }
+
+  private async childOfLvm(
+    parent: Extract<NamespaceNode, { kind: 'lvm' }>,
+    segment: string,
+    path: readonly string[],
+  ): Promise<NamespaceNode> {
+    const view = this.pointView(parent.point);
+    const groups = await view.volumeGroupsOn(parent.disk);
+    if (parent.vg === undefined) {
+      if (!groups.some((vg) => vg.name === segment)) {
+        throw notFound(
+          path,
+          `no volume group '${segment}' on ${view.label}/${parent.disk} (found: ${groups.map((vg) => vg.name).join(', ') || 'none'})`,
+        );
+      }
+      return { kind: 'lvm', point: parent.point, disk: parent.disk, vg: segment };
+    }
+    try {
+      return { kind: 'volume', point: parent.point, volume: await view.logicalVolume(parent.disk, parent.vg, segment) };
+    } catch (err) {
+      if (isCairnError(err, 'ERR_NOT_FOUND')) throw notFound(path, err.message);
+      throw err;
     }
   }
 
@@ -196,8 +229,21 @@ export class Namespace {
       case 'volume':
         yield* this.listVolume(node.point, node.volume);
         return;
-      case 'lvm':
+      case 'lvm': {
+        const groups = await this.pointView(node.point).volumeGroupsOn(node.disk);
+        if (node.vg === undefined) {
+          for (const vg of groups) yield { name: vg.name, resolve: async () => ({ ...node, vg: vg.name }) };
+          return;
+        }
+        const vgName = node.vg;
+        for (const lv of groups.find((vg) => vg.name === vgName)?.logicalVolumes ?? []) {
+          yield {
+            name: lv.name,
+            resolve: () => this.child(node, lv.name, [node.point.vm, node.point.id, node.disk, LVM_SEGMENT, vgName, lv.name]),
+          };
+        }
         return;
+      }
       case 'guest':
         if (node.stat.type !== 'dir') return;
         yield* this.listGuestDir(node);
@@ -213,11 +259,22 @@ export class Namespace {
   }
 
   private async *listVolume(point: PointInfo, volume: Volume): AsyncIterable<NamespaceEntry> {
-    const content = await this.pointView(point).content(volume);
+    const view = this.pointView(point);
+    const content = await view.content(volume);
+    const lvm = async function* (): AsyncIterable<NamespaceEntry> {
+      if (volume.kind === 'disk' && (await view.volumeGroupsOn(volume.disk)).length > 0) {
+        yield { name: LVM_SEGMENT, resolve: async () => ({ kind: 'lvm', point, disk: volume.disk }) };
+      }
+    };
     if (content.kind === 'partitioned') {
       for (const partition of content.partitions) {
         yield { name: partition.segments[0]!, resolve: async () => ({ kind: 'volume', point, volume: partition }) };
       }
+      yield* lvm();
+      return;
+    }
+    if (content.kind === 'lvm-pv') {
+      yield* lvm();
       return;
     }
     if (content.kind === 'raw') throw content.reason;

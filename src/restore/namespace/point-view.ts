@@ -4,12 +4,15 @@ import { CairnError, isCairnError } from '../../core/errors.js';
 import type { GuestFileSystem } from '../../core/guest-filesystem.js';
 import { probeFileSystem } from '../../guest/fs/drivers.js';
 import { PartitionReader, readPartitionTable, type PartitionTable } from '../../guest/index.js';
+import { assembleVolumeGroups, findLogicalVolume, scanPhysicalVolume, type LvmScan, type VolumeGroup } from '../../guest/lvm/index.js';
 import type { Volume } from './nodes.js';
 
 /** What a volume holds, as far as Cairn reads it. */
 export type VolumeContent =
   | { readonly kind: 'partitioned'; readonly table: PartitionTable; readonly partitions: readonly Volume[] }
   | { readonly kind: 'filesystem'; readonly fs: GuestFileSystem }
+  /** An LVM physical volume: its logical volumes are under `DISK/lvm/`. */
+  | { readonly kind: 'lvm-pv' }
   /** Nothing Cairn can show inside (no signature, an unsupported or damaged filesystem): the raw image only. */
   | { readonly kind: 'raw'; readonly reason: CairnError };
 
@@ -29,6 +32,7 @@ export interface PointViewOptions {
 export class PointView {
   private readonly disks = new Map<string, Promise<BlockReader>>();
   private readonly contents = new Map<string, Promise<VolumeContent>>();
+  private lvmScan: Promise<{ scan: LvmScan; diskOf: Map<string, string> }> | undefined;
 
   constructor(
     private readonly catalog: Catalog,
@@ -62,7 +66,60 @@ export class PointView {
       const table = await this.partitionTable(volume, reader);
       if (table && table.kind !== 'none') return { kind: 'partitioned', table, partitions: this.partitionVolumes(volume, table) };
     }
+    if (volume.kind !== 'lv' && (await scanPhysicalVolume(reader).catch(() => undefined))) return { kind: 'lvm-pv' };
     return this.fileSystemOf(volume, reader);
+  }
+
+  /**
+   * Every LVM volume group with a physical volume on the point's disks or their partitions, found
+   * once: a group may span several disks, so all of them are scanned together.
+   */
+  private lvm(): Promise<{ scan: LvmScan; diskOf: Map<string, string> }> {
+    const pending = (this.lvmScan ??= this.scanLvm());
+    pending.catch(() => {
+      if (this.lvmScan === pending) this.lvmScan = undefined;
+    });
+    return pending;
+  }
+
+  private async scanLvm(): Promise<{ scan: LvmScan; diskOf: Map<string, string> }> {
+    const candidates: { name: string; reader: BlockReader }[] = [];
+    const diskOf = new Map<string, string>();
+    for (const disk of this.point.disks) {
+      const volume = this.diskVolume(disk.name)!;
+      const content = await this.content(volume);
+      const volumes = content.kind === 'partitioned' ? content.partitions : [volume];
+      for (const candidate of volumes) {
+        if ((await this.content(candidate)).kind !== 'lvm-pv') continue;
+        candidates.push({ name: candidate.label, reader: await candidate.open() });
+        diskOf.set(candidate.label, disk.name);
+      }
+    }
+    const scan = await assembleVolumeGroups(candidates);
+    for (const problem of scan.problems) this.options.warn(`${this.label}: LVM: ${problem.message}`, { point: this.label });
+    return { scan, diskOf };
+  }
+
+  /** Volume groups with at least one physical volume on `disk` (a partition of it, or the disk itself). */
+  async volumeGroupsOn(disk: string): Promise<VolumeGroup[]> {
+    const { scan, diskOf } = await this.lvm();
+    return scan.volumeGroups.filter((vg) =>
+      vg.physicalVolumes.some((pv) => pv.candidate !== undefined && diskOf.get(pv.candidate) === disk),
+    );
+  }
+
+  /** The logical volume `vg/lv` as a volume named under `disk`. */
+  async logicalVolume(disk: string, vg: string, lv: string): Promise<Volume> {
+    const { scan } = await this.lvm();
+    const found = findLogicalVolume(scan, vg, lv);
+    return {
+      kind: 'lv',
+      disk,
+      segments: ['lvm', vg, lv],
+      size: found.size,
+      label: `${this.label}/${disk}/lvm/${vg}/${lv}`,
+      open: async () => found.open(),
+    };
   }
 
   private async partitionTable(volume: Volume, reader: BlockReader): Promise<PartitionTable | undefined> {
