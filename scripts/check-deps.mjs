@@ -26,7 +26,7 @@ const FORBIDDEN = [
   { from: 'fuse', to: 'store', why: 'the FUSE tree serves a Catalog and never sees the store' },
 ];
 /** Third-party packages and the only folder that may import each. */
-const PACKAGE_HOMES = { 'fuse-native': 'fuse', yargs: 'cli', pino: 'log', 'pino-pretty': 'log', 'lru-cache': 'util', '@mongodb-js/zstd': 'store' };
+const PACKAGE_HOMES = { 'fuse-native': 'fuse', yargs: 'cli', pino: 'log', 'pino-pretty': 'log', 'lru-cache': 'util', '@mongodb-js/zstd': 'util' };
 
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {

@@ -1,7 +1,6 @@
-import { createRequire } from 'node:module';
 import { createHash, webcrypto } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { CairnError } from '../core/errors.js';
+import { zstdCompress, zstdDecompress } from '../util/zstd.js';
 
 /**
  * Layout of one chunk file (docs/formats/chunk.md). Big-endian header of 12 bytes, then the payload.
@@ -21,33 +20,6 @@ export const CHUNK_FILE = {
   /** Largest plaintext a chunk may hold (the largest chunk size a repository may choose). */
   MAX_PLAIN_LENGTH: 8 * 1024 * 1024,
 } as const;
-
-// The package's JS wrapper drops the level argument; its native binding takes it. Both run on the
-// thread pool, off the main thread.
-const zstd = loadZstdBinding() as {
-  compress(data: Buffer, level?: number): Promise<Buffer>;
-  decompress(data: Buffer): Promise<Buffer>;
-};
-
-/**
- * The binding the package's loader (`@mongodb-js/zstd/bindings`) would pick, without its musl test on
- * glibc Linux: that calls process.report.getReport(), ~5 ms of every start. The process's own memory
- * map answers it: glibc's libc (libc.so.6, or libc-2.N.so before glibc 2.34) is mapped. Anything else,
- * or a glibc build that does not load, goes to the package's loader.
- */
-function loadZstdBinding(): unknown {
-  const require = createRequire(import.meta.url);
-  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
-    try {
-      if (/\/(libc\.so\.6|libc-2\.\d+\.so)$/m.test(readFileSync('/proc/self/maps', 'latin1'))) {
-        return require(`@mongodb-js/zstd-linux-${process.arch}-gnu`);
-      }
-    } catch {
-      // No /proc, or no glibc build installed: the loader decides (and reports its own errors).
-    }
-  }
-  return require('@mongodb-js/zstd/bindings');
-}
 
 /**
  * zstd level 3 (zstd's default). Measured on the ingest benchmark image: level 1 stores 1.2 % more
@@ -92,10 +64,10 @@ export async function encodeChunk(plain: Buffer): Promise<Buffer[]> {
   if (plain.length >= 4 * PROBE_LENGTH) {
     const middle = Math.floor(plain.length / 2);
     const sample = plain.subarray(middle, middle + PROBE_LENGTH);
-    const probe = await zstd.compress(sample, 1);
+    const probe = await zstdCompress(sample, 1);
     if (probe.length >= sample.length * (1 - MIN_SAVING / 4)) return [header(CHUNK_FILE.CODEC_PLAIN, plain.length), plain];
   }
-  const packed = await zstd.compress(plain, ZSTD_LEVEL);
+  const packed = await zstdCompress(plain, ZSTD_LEVEL);
   if (packed.length <= plain.length * (1 - MIN_SAVING)) {
     return [header(CHUNK_FILE.CODEC_ZSTD, plain.length), packed];
   }
@@ -123,7 +95,7 @@ function parseChunkHeader(header: Buffer, corrupt: Corruption): { codec: number;
 async function inflate(payload: Buffer, plainLength: number, corrupt: Corruption): Promise<Buffer> {
   let plain: Buffer;
   try {
-    plain = await zstd.decompress(payload);
+    plain = await zstdDecompress(payload, plainLength);
   } catch (err) {
     throw corrupt('zstd frame does not decode', err);
   }
