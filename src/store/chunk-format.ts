@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { createHash, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CairnError } from '../core/errors.js';
+import { ZSTD_FRAME, zstdDecodedBound } from './zstd-frame.js';
 
 /**
  * Layout of one chunk file (docs/formats/chunk.md). Big-endian header of 12 bytes, then the payload.
@@ -119,8 +120,25 @@ function parseChunkHeader(header: Buffer, corrupt: Corruption): { codec: number;
   return { codec: header.readUInt8(5), plainLength };
 }
 
+/**
+ * How far a payload's block headers may promise more than its header's plaintext length before it
+ * is refused undecoded. Cairn's encoder (zstd level 3, no block splitting) promises exactly the
+ * length rounded up to 128 KiB blocks; zstd's optimal levels (16 and up) split blocks finer and
+ * promise up to about 10 times that (measured with zstd 1.5 on text, test/unit/store/zstd-frame).
+ * A decode then allocates at most 16 chunks' worth, where a crafted frame of a few kilobytes
+ * would otherwise decode to gigabytes.
+ */
+const MAX_BOUND_FACTOR = 16;
+
 /** zstd-decodes a payload that must yield `plainLength` bytes. */
 async function inflate(payload: Buffer, plainLength: number, corrupt: Corruption): Promise<Buffer> {
+  // The binding grows its output to whatever the frame decodes to: bound it before decoding.
+  const frame = zstdDecodedBound(payload);
+  if ('invalid' in frame) throw corrupt(frame.invalid);
+  const blocks = Math.ceil(plainLength / ZSTD_FRAME.MAX_BLOCK_SIZE) || 1;
+  if (frame.bound > MAX_BOUND_FACTOR * blocks * ZSTD_FRAME.MAX_BLOCK_SIZE) {
+    throw corrupt(`its zstd blocks could decode to ${frame.bound} bytes, header says ${plainLength}`);
+  }
   let plain: Buffer;
   try {
     plain = await zstd.decompress(payload);
