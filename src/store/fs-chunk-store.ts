@@ -76,6 +76,7 @@ export class FsChunkStore implements ChunkStore {
   private readonly unsynced = new Set<string>();
   private readonly readSlots: ChunkReadSlots;
   private readonly access: RepositoryAccess;
+  private readonly realPrefixes = new Set<string>();
 
   constructor(root: string, options: FsChunkStoreOptions = {}) {
     this.dir = join(root, 'chunks');
@@ -153,6 +154,7 @@ export class FsChunkStore implements ChunkStore {
     const path = this.chunkPath(digest);
     const parts = await encodeChunk(plain);
     const bytes = parts.reduce((sum, part) => sum + part.length, 0);
+    await this.checkPrefixDir(digest.slice(0, 2));
     for (let attempt = 0; ; attempt++) {
       const temp = tempPathFor(path);
       let mark: WriteMark | undefined;
@@ -282,16 +284,42 @@ export class FsChunkStore implements ChunkStore {
     this.unsynced.clear();
   }
 
-  /** Every stored chunk file (temp files excluded). */
-  async *listChunks(): AsyncIterable<StoredChunk> {
-    let prefixes: string[];
+  /**
+   * The `<xx>` directories, sorted, only real directories: a symlink there must not make gc rename
+   * or delete files elsewhere (readdir's types do not follow symlinks).
+   */
+  private async prefixDirs(): Promise<string[]> {
     try {
-      prefixes = (await readdir(this.dir)).filter((name) => /^[0-9a-f]{2}$/.test(name)).sort();
+      const entries = await readdir(this.dir, { withFileTypes: true });
+      return entries
+        .filter((entry) => entry.isDirectory() && /^[0-9a-f]{2}$/.test(entry.name))
+        .map((entry) => entry.name)
+        .sort();
     } catch (err) {
-      if (systemErrorCode(err) === 'ENOENT') return;
+      if (systemErrorCode(err) === 'ENOENT') return [];
       throw err;
     }
-    for (const prefix of prefixes) {
+  }
+
+  /** Refuses to write into a `<xx>` directory that is a symlink (checked once per directory). */
+  private async checkPrefixDir(prefix: string): Promise<void> {
+    if (this.realPrefixes.has(prefix)) return;
+    for (const path of [this.dir, join(this.dir, prefix)]) {
+      const info = await lstat(path).catch((err: unknown) => {
+        if (systemErrorCode(err) === 'ENOENT') return undefined; // mkdir makes a real one
+        throw err;
+      });
+      if (info === undefined) return;
+      if (!info.isDirectory()) {
+        throw new CairnError('ERR_FORMAT_INVALID', `${path} is damaged: it is not a directory (a symbolic link?)`, { file: path });
+      }
+    }
+    this.realPrefixes.add(prefix);
+  }
+
+  /** Every stored chunk file (temp files excluded). */
+  async *listChunks(): AsyncIterable<StoredChunk> {
+    for (const prefix of await this.prefixDirs()) {
       const names = await readdir(join(this.dir, prefix));
       for (const name of names) {
         if (!DIGEST_PATTERN.test(name)) continue;
@@ -312,8 +340,7 @@ export class FsChunkStore implements ChunkStore {
    */
   async restoreAsideChunks(): Promise<number> {
     let restored = 0;
-    const prefixes = await readdir(this.dir).catch(() => [] as string[]);
-    for (const prefix of prefixes) {
+    for (const prefix of await this.prefixDirs()) {
       const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
       for (const name of names) {
         const digest = name.startsWith('.gc-') ? name.slice(4) : '';
@@ -334,13 +361,7 @@ export class FsChunkStore implements ChunkStore {
 
   /** Temp files left by writers that died (only those older than `olderThanMs`). */
   async *listStaleTempFiles(olderThanMs: number): AsyncIterable<string> {
-    let prefixes: string[];
-    try {
-      prefixes = await readdir(this.dir);
-    } catch {
-      return;
-    }
-    for (const prefix of prefixes) {
+    for (const prefix of await this.prefixDirs()) {
       const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
       for (const name of names) {
         if (!name.startsWith('.tmp-')) continue;

@@ -1,5 +1,5 @@
 import { rename, rm, open } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
 import { fsyncDirectory } from '../util/atomic-file.js';
 import { sha256Hex } from './chunk-format.js';
@@ -38,12 +38,10 @@ export class PointDraft {
     private readonly access: RepositoryAccess,
   ) {}
 
-  /** `vmDir` is `vms/<vm>`, whose parent `vms/` exists in every repository. */
+  /** `vmDir` is `vms/<vm>`, which the repository has made sure exists and is a directory. */
   static async create(vm: string, vmDir: string, access: RepositoryAccess): Promise<PointDraft> {
     const tempDir = join(vmDir, `.tmp-point-${process.pid}-${Date.now()}`);
     try {
-      await access.mkdir(dirname(vmDir)).catch(() => undefined);
-      await access.mkdir(vmDir);
       await access.mkdir(tempDir);
     } catch (err) {
       throw translateWriteError(err, tempDir);

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
 import { assertValidName, isValidName } from '../url/cairn-url.js';
@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { sha256Hex } from './chunk-format.js';
 import { DISK_INDEX, decodeDiskIndex, indexFileBounds, type DiskIndex } from './disk-index.js';
 import { FsChunkStore } from './fs-chunk-store.js';
+import { translateWriteError } from './write-error.js';
 import { ChunkWriteSession } from './chunk-write-session.js';
 import { LockDirectory, type HeldLock, type LockInfo } from './lock.js';
 import { CONFIG_BLOB_FILE, MANIFEST_FILE, POINT_ID_PATTERN, type PointManifest } from './manifest.js';
@@ -230,12 +231,38 @@ export class Repository {
   }
 
   async createDraft(vm: string): Promise<PointDraft> {
-    return PointDraft.create(vm, this.vmDir(vm), this.access);
+    const vmDir = this.vmDir(vm);
+    try {
+      await this.access.mkdir(join(this.root, 'vms'));
+      await this.access.mkdir(vmDir);
+    } catch (err) {
+      throw translateWriteError(err, vmDir);
+    }
+    await this.assertRealDirectories(['vms', vm]);
+    return PointDraft.create(vm, vmDir, this.access);
+  }
+
+  /**
+   * Refuses as damage a symlink (or anything but a directory) where a write or a removal is about
+   * to act: a repository's writer must not point `vms/<vm>` elsewhere and have a backup write, or
+   * `rm` delete, outside the repository. Reads need no such check (repository-file.ts).
+   */
+  private async assertRealDirectories(parts: string[]): Promise<void> {
+    for (let n = 1; n <= parts.length; n++) {
+      const name = parts.slice(0, n).join('/');
+      const info = await lstat(join(this.root, ...parts.slice(0, n)));
+      if (!info.isDirectory()) {
+        throw new CairnError('ERR_FORMAT_INVALID', `${name} in the repository is damaged: it is not a directory (a symbolic link?)`, {
+          file: name,
+        });
+      }
+    }
   }
 
   /** Removes a point: renamed away first (it disappears atomically), then deleted. */
   async removePoint(vm: string, id: string): Promise<void> {
     await this.resolvePoint(vm, id);
+    await this.assertRealDirectories(['vms', vm, id]);
     const trash = join(this.vmDir(vm), `.trash-${id}-${process.pid}`);
     await rename(this.pointDir(vm, id), trash);
     await rm(trash, { recursive: true, force: true });
@@ -251,11 +278,13 @@ export class Repository {
   /** Leftover drafts and trash of dead writers (hidden directories in the VMs' folders). */
   async listLeftovers(): Promise<string[]> {
     const result: string[] = [];
-    const vms = await readdir(join(this.root, 'vms')).catch(() => [] as string[]);
+    // Directories only (readdir's types do not follow symlinks): gc removes these recursively.
+    const vms = await readdir(join(this.root, 'vms'), { withFileTypes: true }).catch(() => []);
     for (const vm of vms) {
-      const names = await readdir(join(this.root, 'vms', vm)).catch(() => [] as string[]);
-      for (const name of names) {
-        if (name.startsWith('.tmp-point-') || name.startsWith('.trash-')) result.push(join(this.root, 'vms', vm, name));
+      if (!vm.isDirectory()) continue;
+      const entries = await readdir(join(this.root, 'vms', vm.name), { withFileTypes: true }).catch(() => []);
+      for (const { name } of entries) {
+        if (name.startsWith('.tmp-point-') || name.startsWith('.trash-')) result.push(join(this.root, 'vms', vm.name, name));
       }
     }
     return result;

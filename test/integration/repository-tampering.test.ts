@@ -198,4 +198,31 @@ describe('a tampered repository cannot make readers leave it or exhaust memory',
     await writeManifest(original);
     expect((await runCairn(['cat', '--repo', repo, 'cairn://x/latest/sda'])).stdout.equals(image)).toBe(true);
   });
+
+  it('a symlinked VM or chunk directory makes no backup, rm or gc write or delete outside the repository', async () => {
+    const elsewhere = join(dir.path, 'elsewhere-vm');
+    execFileSync('cp', ['-a', join(repo, 'vms', 'x'), elsewhere]);
+    await rm(join(repo, 'vms', 'x'), { recursive: true, force: true });
+    await symlink(elsewhere, join(repo, 'vms', 'x'));
+    const removed = await runCairn(['rm', '--repo', repo, `cairn://x/${point}`]);
+    expect(removed.code).toBe(5);
+    expect(await readdir(elsewhere)).toEqual([point]);
+    const backup = await runCairn(['backup', '--repo', repo, '--vm', 'x', '--disk', `sda=${join(dir.path, 'x.raw')}`]);
+    expect(backup.code).toBe(5);
+    expect(await readdir(elsewhere)).toEqual([point]);
+
+    // A chunk prefix directory pointing elsewhere: gc neither deletes there nor renames there.
+    const prefix = (await readdir(join(repo, 'chunks'))).find((name) => /^[0-9a-f]{2}$/.test(name))!;
+    const outsideChunks = join(dir.path, 'elsewhere-chunks');
+    execFileSync('cp', ['-a', join(repo, 'chunks', prefix), outsideChunks]);
+    const victim = `${'f'.repeat(64)}`;
+    await writeFile(join(outsideChunks, victim), 'not a chunk');
+    await writeFile(join(outsideChunks, '.tmp-old'), 'not a temp file of ours');
+    await rm(join(repo, 'chunks', prefix), { recursive: true });
+    await symlink(outsideChunks, join(repo, 'chunks', prefix));
+    await rm(join(repo, 'vms', 'x'));
+    expect((await runCairn(['gc', '--repo', repo, '--grace-seconds', '0'])).code).toBe(0);
+    expect((await readdir(outsideChunks)).sort()).toContain(victim);
+    expect(await readdir(outsideChunks)).toContain('.tmp-old');
+  });
 });
