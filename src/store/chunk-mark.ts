@@ -17,7 +17,9 @@ const MARK_TOLERANCE_NS = 10_000n;
 
 /**
  * Sets the mark on a chunk file just written and reads it back; undefined when the filesystem
- * rounds it away (second-granularity timestamps): such a chunk is never taken back, GC sweeps it.
+ * rounds it away (second-granularity timestamps). Such a chunk gets the current time back, as
+ * before marks existed: a mark rounded down could fall before the writer's start, which GC's
+ * cutoff reaches with --grace-seconds 0. It is never taken back; GC sweeps it if it stays unused.
  */
 export async function writeMark(handle: FileHandle, startedMs: number): Promise<WriteMark | undefined> {
   const markMs = startedMs + MARK_OFFSET_MS;
@@ -25,5 +27,8 @@ export async function writeMark(handle: FileHandle, startedMs: number): Promise<
   const { mtimeNs } = await handle.stat({ bigint: true });
   const wanted = BigInt(Math.round(markMs * 1e6));
   const off = mtimeNs > wanted ? mtimeNs - wanted : wanted - mtimeNs;
-  return off <= MARK_TOLERANCE_NS ? { mtimeNs } : undefined;
+  if (off <= MARK_TOLERANCE_NS) return { mtimeNs };
+  const now = new Date();
+  await handle.utimes(now, now);
+  return undefined;
 }
