@@ -1,4 +1,4 @@
-import { open, readFile, unlink, readdir, rename, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readFile, unlink, readdir, rename, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
@@ -104,6 +104,10 @@ export class LockDirectory {
     await this.access.mkdir(this.dir).catch((err: unknown) => {
       throw translateWriteError(err, this.dir);
     });
+    // A symlinked locks/ would have lock files written wherever it points.
+    if (!(await lstat(this.dir)).isDirectory()) {
+      throw new CairnError('ERR_FORMAT_INVALID', `${this.dir} is damaged: it is not a directory (a symbolic link?)`, { file: this.dir });
+    }
     await this.removeStaleTemps();
     const path = join(this.dir, `${name}.lock`);
     const info: LockInfo = { pid: process.pid, host: hostname(), startedMs: Date.now(), purpose };

@@ -1,6 +1,7 @@
 import { rename, rm, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
+import { assertValidName } from '../url/cairn-url.js';
 import { fsyncDirectory } from '../util/atomic-file.js';
 import { sha256Hex } from './chunk-format.js';
 import { encodeDiskIndex, type DiskIndex } from './disk-index.js';
@@ -58,6 +59,7 @@ export class PointDraft {
   }
 
   async addDisk(name: string, index: DiskIndex, stats: { bytesRead: number; bytesStored: number; dataChunks: number }): Promise<void> {
+    assertValidName('disk', name);
     if (this.disks.some((disk) => disk.name === name)) {
       throw new CairnError('ERR_INVALID_ARGUMENT', `disk '${name}' is given twice`, { disk: name });
     }
