@@ -7,11 +7,11 @@ import { ChunkReadSlots } from './chunk-read-slots.js';
 import { tempPathFor } from '../util/atomic-file.js';
 import { startWriteback, syncFilesystem } from '../util/native.js';
 import { translateWriteError } from './write-error.js';
-
-export { translateWriteError } from './write-error.js';
 import { CHUNK_FILE } from './chunk-format.js';
 import { writeMark, type WriteMark } from './chunk-mark.js';
 import { RepositoryAccess } from './repository-access.js';
+
+export { translateWriteError } from './write-error.js';
 
 const DIGEST_PATTERN = /^[0-9a-f]{64}$/;
 /** Up to this many new chunks are made durable one by one; more with one syncfs. */
@@ -188,7 +188,10 @@ export class FsChunkStore implements ChunkStore {
       if (created) return { bytes, ...(mark ? { owned: mark } : {}) };
       // Someone else created it meanwhile: use theirs. If it vanished again (a failed writer took
       // it back between our link and our touch), write it anew.
-      if ((await this.touchChunk(digest)) || attempt >= 2) return { bytes };
+      if (await this.touchChunk(digest)) return { bytes };
+      if (attempt >= 2) {
+        throw new CairnError('ERR_IO', `chunk ${digest} vanished three times while being stored`, { chunkId: digest, file: path });
+      }
     }
   }
 
