@@ -87,6 +87,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
   try {
     const base = await resolveBase(request, lock);
     const draft = await repo.createDraft(vm);
+    const chunks = repo.startChunkWrites(lock);
     try {
       const results: BackupDiskResult[] = [];
       for (const disk of request.disks) {
@@ -96,7 +97,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
         request.logger?.debug({ disk: disk.name, source: disk.source.description }, 'backing up disk');
         const { index, stats } = await writeDisk({
           source: disk.source,
-          store: repo.chunks,
+          store: chunks,
           chunkSize: repo.chunkSize,
           ...(baseDisk ? { base: baseDisk } : {}),
           plan: {
@@ -113,7 +114,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       }
       if (request.config) await draft.setConfig(request.config);
       // Chunks must be durable before the manifest that references them is.
-      await repo.chunks.syncNewChunks();
+      await chunks.syncNewChunks();
       const ids = await repo.listPointIds(vm);
       const now = Date.now();
       const manifest = await draft.publish({
@@ -123,9 +124,19 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
         source: request.disks.map((d) => `${d.name}=${d.source.description}`).join(', '),
         chunkSize: repo.chunkSize,
       });
+      chunks.keep();
       return { vm, point: manifest.id, ...(base ? { parent: base.id } : {}), disks: results };
     } catch (err) {
       await draft.abort();
+      // A failed backup gives back the space of the chunks it created (a full filesystem must not
+      // stay full until a GC), still under its lock; a point that became visible keeps them.
+      if (!draft.visible) {
+        const removed = await chunks.discard().catch((cleanupErr: unknown) => {
+          request.logger?.warn({ err: cleanupErr }, 'could not remove the chunks of the failed backup; gc will');
+          return 0;
+        });
+        if (removed > 0) request.logger?.debug({ removed }, 'removed the chunks the failed backup created');
+      }
       throw err;
     }
   } finally {

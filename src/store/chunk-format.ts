@@ -97,7 +97,7 @@ async function inflate(payload: Buffer, plainLength: number, corrupt: Corruption
   try {
     plain = await zstdDecompress(payload, plainLength);
   } catch (err) {
-    throw corrupt('zstd frame does not decode', err);
+    throw corrupt((err as Error).message, err);
   }
   if (plain.length !== plainLength) throw corrupt(`length ${plain.length}, header says ${plainLength}`);
   return plain;

@@ -1,12 +1,17 @@
-import { close, fstat, open, read, readv } from 'node:fs';
+import { close, constants, fstat, open, read, readv, type Stats } from 'node:fs';
+import { CairnError } from '../core/errors.js';
 import { CHUNK_FILE } from './chunk-format.js';
 
 /** A read slot's buffer starts this large and grows to the largest chunk file seen (plus slack). */
 const INITIAL_SLOT_BYTES = 64 * 1024;
 /** Slack past the largest file seen, so a file of exactly that size does not look truncated. */
 const SLOT_SLACK_BYTES = 4096;
-/** No chunk file can be larger: the header plus the largest plaintext (compression never grows it). */
-const MAX_FILE_BYTES = CHUNK_FILE.HEADER_SIZE + CHUNK_FILE.MAX_PLAIN_LENGTH;
+/**
+ * Chunk files are opened without following a symlink and without waiting on a FIFO (O_NONBLOCK),
+ * then checked with fstat: a repository's writer must not make a reader open /dev/zero or a file
+ * outside the repository, or hang on a pipe.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
 
 /** One permission to read and decode a chunk, with a reusable buffer for the chunk file's bytes. */
 export interface ReadSlot {
@@ -26,16 +31,12 @@ class Slot implements ReadSlot {
   constructor(private readonly owner: ChunkReadSlots) {}
 
   async readFile(path: string): Promise<Buffer> {
-    const fd = await new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+    const fd = await openChunkFile(path);
     try {
-      let length = await readAt(fd, this.buffer);
-      if (length === this.buffer.length) {
-        // The file may be longer than the buffer: size it from fstat and read it whole.
-        const size = await new Promise<number>((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
-        // A file past the largest legal size is read only up to that (the header check rejects it).
-        this.buffer = Buffer.allocUnsafeSlow(Math.min(size, MAX_FILE_BYTES) + SLOT_SLACK_BYTES);
-        length = await readAt(fd, this.buffer);
-      }
+      const size = await this.owner.checkedSize(fd, path);
+      // One byte of room past the size tells a file that grew since fstat (the decoder refuses it).
+      if (this.buffer.length <= size) this.buffer = Buffer.allocUnsafeSlow(size + SLOT_SLACK_BYTES);
+      const length = await readAt(fd, this.buffer);
       return this.buffer.subarray(0, length);
     } finally {
       // Nothing waits on the close: a read-only descriptor has nothing left to report.
@@ -44,8 +45,9 @@ class Slot implements ReadSlot {
   }
 
   async readFileInto(path: string, target: Buffer): Promise<{ header: Buffer; payloadLength: number }> {
-    const fd = await new Promise<number>((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+    const fd = await openChunkFile(path);
     try {
+      await this.owner.checkedSize(fd, path);
       const header = this.buffer.subarray(0, CHUNK_FILE.HEADER_SIZE);
       // One more byte than fits tells whether the payload was longer than `target`.
       const rest = this.buffer.subarray(CHUNK_FILE.HEADER_SIZE, CHUNK_FILE.HEADER_SIZE + 1);
@@ -61,6 +63,10 @@ class Slot implements ReadSlot {
   release(): void {
     this.owner.giveBack(this);
   }
+}
+
+function openChunkFile(path: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => open(path, OPEN_FLAGS, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 function readAt(fd: number, buffer: Buffer): Promise<number> {
@@ -79,7 +85,20 @@ export class ChunkReadSlots {
   private created = 0;
   private readonly waiters: ((slot: Slot) => void)[] = [];
 
-  constructor(readonly limit: number) {}
+  /** `maxFileBytes`: the chunk file header plus the repository's chunk size (compression never grows a chunk). */
+  constructor(
+    readonly limit: number,
+    readonly maxFileBytes = CHUNK_FILE.HEADER_SIZE + CHUNK_FILE.MAX_PLAIN_LENGTH,
+  ) {}
+
+  /** @internal The size of an open chunk file, refused unless it is a regular file of a size a chunk can have. */
+  async checkedSize(fd: number, path: string): Promise<number> {
+    const info = await new Promise<Stats>((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+    const refuse = (reason: string) => new CairnError('ERR_CHUNK_CORRUPT', `chunk file ${path} is damaged: ${reason}`, { file: path });
+    if (!info.isFile()) throw refuse('it is not a regular file');
+    if (info.size > this.maxFileBytes) throw refuse(`it holds ${info.size} bytes, more than a chunk file of this repository can`);
+    return info.size;
+  }
 
   acquire(): Promise<ReadSlot> {
     const slot = this.idle.pop() ?? (this.created < this.limit ? (this.created++, new Slot(this)) : undefined);

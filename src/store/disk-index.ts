@@ -25,6 +25,13 @@ export const DISK_INDEX = {
   PATCH_FLAG_ZEROS: 1,
   /** More patches than this on one slot are rewritten as a whole chunk by the writer. */
   MAX_PATCHES_PER_SLOT: 16,
+  /** Readers accept up to this many patches on one slot (room for other writers' choices). */
+  MAX_DECODED_PATCHES_PER_SLOT: 64,
+  /**
+   * No index file is read past this size: it is read whole into memory (2 GiB is also what
+   * readFile accepted before, so every index an earlier release could read still reads).
+   */
+  MAX_FILE_BYTES: 2 ** 31 - 1,
 } as const;
 
 /**
@@ -154,6 +161,18 @@ export function chunkCountFor(diskSize: number, chunkSize: number): number {
   return Math.ceil(diskSize / chunkSize);
 }
 
+/**
+ * The sizes an index file of a `diskSize`-byte disk can have: the digests exactly (version 1) up to
+ * a patch table with every slot patched to the readers' limit (version 2). A reader checks the
+ * file's size against these before it allocates anything.
+ */
+export function indexFileBounds(diskSize: number, chunkSize: number): { minBytes: number; maxBytes: number } {
+  const count = chunkCountFor(diskSize, chunkSize);
+  const minBytes = DISK_INDEX.HEADER_SIZE + count * DISK_INDEX.DIGEST_SIZE;
+  const perSlot = DISK_INDEX.SLOT_HEADER_SIZE + DISK_INDEX.MAX_DECODED_PATCHES_PER_SLOT * DISK_INDEX.PATCH_SIZE;
+  return { minBytes, maxBytes: minBytes + 8 + count * perSlot };
+}
+
 export function encodeDiskIndex(index: DiskIndex): Buffer {
   const count = chunkCountFor(index.diskSize, index.chunkSize);
   if (index.digests.length !== count) {
@@ -230,7 +249,7 @@ function decodePatchTable(
     const patchCount = table.readUInt32BE(at + 8);
     at += DISK_INDEX.SLOT_HEADER_SIZE;
     if (slot <= previousSlot || slot >= disk.count) throw invalid(`patched slot ${slot} out of order or beyond the disk`);
-    if (patchCount === 0 || patchCount > DISK_INDEX.MAX_PATCHES_PER_SLOT * 4) throw invalid(`slot ${slot} has ${patchCount} patches`);
+    if (patchCount === 0 || patchCount > DISK_INDEX.MAX_DECODED_PATCHES_PER_SLOT) throw invalid(`slot ${slot} has ${patchCount} patches`);
     if (at + patchCount * DISK_INDEX.PATCH_SIZE > table.length) throw invalid('patch table is truncated');
     const slotLength = Math.min(disk.chunkSize, disk.diskSize - slot * disk.chunkSize);
     const list: SlotPatch[] = [];

@@ -1,15 +1,39 @@
-import { mkdir, readFile, readdir, rename, rm, statfs } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CairnError, systemErrorCode } from '../core/errors.js';
-import { assertValidName } from '../url/cairn-url.js';
+import { assertValidName, isValidName } from '../url/cairn-url.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { sha256Hex } from './chunk-format.js';
-import { decodeDiskIndex, type DiskIndex } from './disk-index.js';
+import { DISK_INDEX, decodeDiskIndex, indexFileBounds, type DiskIndex } from './disk-index.js';
 import { FsChunkStore } from './fs-chunk-store.js';
+import { translateWriteError } from './write-error.js';
+import { ChunkWriteSession } from './chunk-write-session.js';
 import { LockDirectory, type HeldLock, type LockInfo } from './lock.js';
-import { CONFIG_BLOB_FILE, MANIFEST_FILE, POINT_ID_PATTERN, decodeManifest, type PointManifest } from './manifest.js';
+import { CONFIG_BLOB_FILE, MANIFEST_FILE, POINT_ID_PATTERN, type PointManifest } from './manifest.js';
+import { MANIFEST_LIMITS, indexFileName, parseManifest } from './manifest-check.js';
+import { readBeneath } from './repository-file.js';
 import { PointDraft } from './point-draft.js';
 import { CONFIG_FILE, newRepositoryConfig, readRepositoryConfig, type RepositoryConfig } from './repository-config.js';
+import { RepositoryAccess, type AccessConfig } from './repository-access.js';
+
+/** Creates `root` if needed and lists it; a path that cannot be a repository directory is one clear line. */
+async function prepareRootDirectory(root: string): Promise<string[]> {
+  try {
+    await mkdir(root, { recursive: true });
+    return await readdir(root);
+  } catch (err) {
+    const code = systemErrorCode(err);
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new CairnError('ERR_EXISTS', `${root} exists and is not a directory (or a parent is not); choose a new or empty directory`, {
+        repo: root,
+      });
+    }
+    if (code === 'EACCES' || code === 'EROFS') {
+      throw new CairnError('ERR_INVALID_ARGUMENT', `cannot create the repository at ${root}: ${(err as Error).message}`, { repo: root });
+    }
+    throw err;
+  }
+}
 
 /** Prefix of the lock each running backup holds; GC reads these to know the running writers. */
 export const BACKUP_LOCK_PREFIX = 'backup-';
@@ -22,30 +46,38 @@ export class Repository {
   readonly chunks: FsChunkStore;
   readonly locks: LockDirectory;
 
+  readonly access: RepositoryAccess;
+
   private constructor(
     readonly root: string,
     readonly config: RepositoryConfig,
   ) {
-    this.chunks = new FsChunkStore(root);
-    this.locks = new LockDirectory(join(root, 'locks'));
+    this.access = new RepositoryAccess(config.access);
+    this.chunks = new FsChunkStore(root, { access: this.access, maxPlainLength: config.chunkSize });
+    this.locks = new LockDirectory(join(root, 'locks'), this.access);
   }
 
   get chunkSize(): number {
     return this.config.chunkSize;
   }
 
-  static async init(root: string, chunkSize: number): Promise<Repository> {
-    const config = newRepositoryConfig(chunkSize);
-    await mkdir(root, { recursive: true });
-    const existing = await readdir(root);
+  /**
+   * Creates a repository in `root` (created if missing, else it must be an empty directory). It is
+   * private to its owner unless `access` names a group that may read it.
+   */
+  static async init(root: string, chunkSize: number, access?: AccessConfig): Promise<Repository> {
+    const config = newRepositoryConfig(chunkSize, access);
+    const modes = new RepositoryAccess(config.access);
+    const existing = await prepareRootDirectory(root);
     if (existing.includes(CONFIG_FILE)) {
       throw new CairnError('ERR_EXISTS', `a Cairn repository already exists at ${root}`, { repo: root });
     }
     if (existing.length > 0) {
       throw new CairnError('ERR_EXISTS', `${root} is not empty; choose an empty or new directory`, { repo: root });
     }
-    for (const dir of ['chunks', 'vms', 'locks']) await mkdir(join(root, dir));
-    await writeFileAtomic(join(root, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+    await modes.prepareRoot(root);
+    for (const dir of ['chunks', 'vms', 'locks']) await modes.mkdir(join(root, dir));
+    await writeFileAtomic(join(root, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n', { mode: modes.fileMode('mutable') });
     return new Repository(root, config);
   }
 
@@ -69,7 +101,8 @@ export class Repository {
     });
     const vms: string[] = [];
     for (const name of names.sort()) {
-      if (name.startsWith('.')) continue;
+      // Not a name Cairn writes (a stray file, or a name that would escape): not a VM.
+      if (!isValidName(name)) continue;
       if ((await this.listPointIds(name)).length > 0) vms.push(name);
     }
     return vms;
@@ -95,16 +128,27 @@ export class Repository {
   }
 
   async readManifest(vm: string, id: string): Promise<PointManifest> {
-    const file = join(this.pointDir(vm, id), MANIFEST_FILE);
+    assertValidName('VM', vm);
+    if (!POINT_ID_PATTERN.test(id)) throw new CairnError('ERR_INVALID_ARGUMENT', `'${id}' is not a point id`, { vm, point: id });
+    const name = `${vm}/${id}/${MANIFEST_FILE}`;
+    let data: Buffer;
     try {
-      return decodeManifest(await readFile(file, 'utf8'), `${vm}/${id}/${MANIFEST_FILE}`);
+      data = await readBeneath(this.root, ['vms', vm, id, MANIFEST_FILE], {
+        name: `manifest ${name}`,
+        maxBytes: MANIFEST_LIMITS.MAX_MANIFEST_BYTES,
+      });
     } catch (err) {
       if (systemErrorCode(err) === 'ENOENT') throw new CairnError('ERR_NOT_FOUND', `point '${vm}/${id}' does not exist`, { vm, point: id });
       throw err;
     }
+    return parseManifest(data.toString('utf8'), name, { vm, id, chunkSize: this.chunkSize });
   }
 
-  /** Reads a disk's index and checks it against the digest the manifest recorded. */
+  /**
+   * Reads a disk's index and checks it against the manifest: its size against what the disk size
+   * allows (before reading), its digest, and the disk and chunk size it records. The file read is
+   * always `<disk>.cidx` of the point's own directory, whatever the manifest object says.
+   */
   async readDiskIndex(manifest: PointManifest, disk: string): Promise<DiskIndex> {
     const entry = manifest.disks.find((d) => d.name === disk);
     if (!entry) {
@@ -114,23 +158,57 @@ export class Repository {
         disk,
       });
     }
-    const name = `${manifest.vm}/${manifest.id}/${entry.index}`;
-    const file = await readFile(join(this.pointDir(manifest.vm, manifest.id), entry.index)).catch((err: unknown) => {
+    const file = indexFileName(disk);
+    const name = `${manifest.vm}/${manifest.id}/${file}`;
+    const bounds = indexFileBounds(entry.size, this.chunkSize);
+    if (!Number.isSafeInteger(entry.size) || entry.size < 0 || bounds.minBytes > DISK_INDEX.MAX_FILE_BYTES) {
+      const manifestName = `${manifest.vm}/${manifest.id}/${MANIFEST_FILE}`;
+      throw new CairnError(
+        'ERR_FORMAT_INVALID',
+        `manifest ${manifestName} is damaged: disk '${disk}' of ${entry.size} bytes needs an index larger than ${DISK_INDEX.MAX_FILE_BYTES} bytes`,
+        { file: manifestName },
+      );
+    }
+    const data = await readBeneath(this.root, ['vms', manifest.vm, manifest.id, file], {
+      name: `index ${name}`,
+      minBytes: bounds.minBytes,
+      maxBytes: Math.min(bounds.maxBytes, DISK_INDEX.MAX_FILE_BYTES),
+    }).catch((err: unknown) => {
+      if (err instanceof CairnError) throw err;
       throw new CairnError('ERR_FORMAT_INVALID', `index ${name} cannot be read: ${(err as Error).message}`, { file: name }, { cause: err });
     });
-    if (sha256Hex(file) !== entry.indexSha256) {
+    if (sha256Hex(data) !== entry.indexSha256) {
       throw new CairnError('ERR_FORMAT_INVALID', `index ${name} is damaged: it does not match the manifest's digest`, { file: name });
     }
-    const index = decodeDiskIndex(file, name);
+    const index = decodeDiskIndex(data, name);
     if (index.diskSize !== entry.size)
       throw new CairnError('ERR_FORMAT_INVALID', `index ${name} disagrees with the manifest on the disk size`, { file: name });
+    if (index.chunkSize !== this.chunkSize)
+      throw new CairnError('ERR_FORMAT_INVALID', `index ${name} uses another chunk size than the repository`, { file: name });
     return index;
   }
 
+  /** The point's configuration blob: always `config.blob` of its directory, exactly the recorded size. */
   async readConfigBlob(manifest: PointManifest): Promise<Buffer | undefined> {
     if (!manifest.config) return undefined;
     const name = `${manifest.vm}/${manifest.id}/${CONFIG_BLOB_FILE}`;
-    const blob = await readFile(join(this.pointDir(manifest.vm, manifest.id), manifest.config.file));
+    const size = manifest.config.size;
+    if (!Number.isSafeInteger(size) || size < 0 || size > MANIFEST_LIMITS.MAX_CONFIG_BLOB_BYTES) {
+      throw new CairnError('ERR_FORMAT_INVALID', `configuration blob ${name} has an impossible size ${size}`, { file: name });
+    }
+    const blob = await readBeneath(this.root, ['vms', manifest.vm, manifest.id, CONFIG_BLOB_FILE], {
+      name: `configuration blob ${name}`,
+      minBytes: size,
+      maxBytes: size,
+    }).catch((err: unknown) => {
+      if (err instanceof CairnError) throw err;
+      throw new CairnError(
+        'ERR_FORMAT_INVALID',
+        `configuration blob ${name} cannot be read: ${(err as Error).message}`,
+        { file: name },
+        { cause: err },
+      );
+    });
     if (sha256Hex(blob) !== manifest.config.sha256) {
       throw new CairnError('ERR_FORMAT_INVALID', `configuration blob ${name} is damaged`, { file: name });
     }
@@ -143,17 +221,48 @@ export class Repository {
     return this.locks.acquire(`${BACKUP_LOCK_PREFIX}${vm}`, `backup of VM '${vm}'`, onStale);
   }
 
+  /** The chunk store as one backup writes it: chunks it created can be taken back if it fails. */
+  startChunkWrites(lock: HeldLock): ChunkWriteSession {
+    return new ChunkWriteSession(this.chunks, lock.info.startedMs);
+  }
+
   async runningWriters(): Promise<LockInfo[]> {
     return this.locks.holders(BACKUP_LOCK_PREFIX);
   }
 
   async createDraft(vm: string): Promise<PointDraft> {
-    return PointDraft.create(vm, this.vmDir(vm));
+    const vmDir = this.vmDir(vm);
+    try {
+      await this.access.mkdir(join(this.root, 'vms'));
+      await this.access.mkdir(vmDir);
+    } catch (err) {
+      throw translateWriteError(err, vmDir);
+    }
+    await this.assertRealDirectories(['vms', vm]);
+    return PointDraft.create(vm, vmDir, this.access);
+  }
+
+  /**
+   * Refuses as damage a symlink (or anything but a directory) where a write or a removal is about
+   * to act: a repository's writer must not point `vms/<vm>` elsewhere and have a backup write, or
+   * `rm` delete, outside the repository. Reads need no such check (repository-file.ts).
+   */
+  private async assertRealDirectories(parts: string[]): Promise<void> {
+    for (let n = 1; n <= parts.length; n++) {
+      const name = parts.slice(0, n).join('/');
+      const info = await lstat(join(this.root, ...parts.slice(0, n)));
+      if (!info.isDirectory()) {
+        throw new CairnError('ERR_FORMAT_INVALID', `${name} in the repository is damaged: it is not a directory (a symbolic link?)`, {
+          file: name,
+        });
+      }
+    }
   }
 
   /** Removes a point: renamed away first (it disappears atomically), then deleted. */
   async removePoint(vm: string, id: string): Promise<void> {
     await this.resolvePoint(vm, id);
+    await this.assertRealDirectories(['vms', vm, id]);
     const trash = join(this.vmDir(vm), `.trash-${id}-${process.pid}`);
     await rename(this.pointDir(vm, id), trash);
     await rm(trash, { recursive: true, force: true });
@@ -169,11 +278,13 @@ export class Repository {
   /** Leftover drafts and trash of dead writers (hidden directories in the VMs' folders). */
   async listLeftovers(): Promise<string[]> {
     const result: string[] = [];
-    const vms = await readdir(join(this.root, 'vms')).catch(() => [] as string[]);
+    // Directories only (readdir's types do not follow symlinks): gc removes these recursively.
+    const vms = await readdir(join(this.root, 'vms'), { withFileTypes: true }).catch(() => []);
     for (const vm of vms) {
-      const names = await readdir(join(this.root, 'vms', vm)).catch(() => [] as string[]);
-      for (const name of names) {
-        if (name.startsWith('.tmp-point-') || name.startsWith('.trash-')) result.push(join(this.root, 'vms', vm, name));
+      if (!vm.isDirectory()) continue;
+      const entries = await readdir(join(this.root, 'vms', vm.name), { withFileTypes: true }).catch(() => []);
+      for (const { name } of entries) {
+        if (name.startsWith('.tmp-point-') || name.startsWith('.trash-')) result.push(join(this.root, 'vms', vm.name, name));
       }
     }
     return result;

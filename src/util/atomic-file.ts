@@ -19,13 +19,15 @@ export async function fsyncDirectory(dir: string): Promise<void> {
 
 /**
  * Writes `data` to `path` so that readers see either the old file or the whole new one: temp file,
- * fsync, rename, fsync of the directory.
+ * fsync, rename, fsync of the directory. With `mode` the file gets exactly that mode (set with
+ * fchmod, so the umask does not narrow or widen it); without, 0644 less the umask.
  */
-export async function writeFileAtomic(path: string, data: Buffer | string, options: { sync?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: Buffer | string, options: { sync?: boolean; mode?: number } = {}): Promise<void> {
   const sync = options.sync ?? true;
   const temp = tempPathFor(path);
-  const handle = await open(temp, 'wx', 0o644);
+  const handle = await open(temp, 'wx', options.mode ?? 0o644);
   try {
+    if (options.mode !== undefined) await handle.chmod(options.mode);
     await handle.writeFile(data);
     if (sync) await handle.sync();
   } catch (err) {

@@ -1,27 +1,36 @@
 import type { CommandModule } from 'yargs';
 import { Repository } from '../../store/repository.js';
 import { DEFAULT_CHUNK_SIZE } from '../../store/repository-config.js';
+import { resolveGroup } from '../../store/repository-access.js';
 import { formatBytes, parseSize } from '../../util/bytes.js';
 import { printResult, resolveRepoPath, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface InitArgs extends RepoArgs, JsonArgs {
   'chunk-size': string;
+  'shared-group'?: string;
 }
 
 export const initCommand: CommandModule<object, InitArgs> = {
   command: 'init',
   describe: 'create a new, empty repository',
   builder: (yargs) =>
-    withJsonOption(withRepoOption(yargs)).option('chunk-size', {
-      type: 'string',
-      default: String(DEFAULT_CHUNK_SIZE),
-      describe: 'fixed chunk size, a power of two from 64KiB to 8MiB (default 1MiB)',
-    }) as never,
+    withJsonOption(withRepoOption(yargs))
+      .option('chunk-size', {
+        type: 'string',
+        default: String(DEFAULT_CHUNK_SIZE),
+        describe: 'fixed chunk size, a power of two from 64KiB to 8MiB (default 1MiB)',
+      })
+      .option('shared-group', {
+        type: 'string',
+        describe: 'let this group (name or GID) read the repository; without it only its owner can',
+      }) as never,
   handler: async (argv) => {
     const root = resolveRepoPath(argv);
-    const repo = await Repository.init(root, parseSize(argv['chunk-size'], 'chunk size'));
-    printResult(argv, { repo: root, id: repo.config.id, chunkSize: repo.chunkSize }, () => [
-      `created repository ${root} (chunk size ${formatBytes(repo.chunkSize)})`,
+    const group = argv['shared-group'];
+    const access = group !== undefined ? ({ mode: 'group', ...(await resolveGroup(group)) } as const) : ({ mode: 'private' } as const);
+    const repo = await Repository.init(root, parseSize(argv['chunk-size'], 'chunk size'), access);
+    printResult(argv, { repo: root, id: repo.config.id, chunkSize: repo.chunkSize, access }, () => [
+      `created repository ${root} (chunk size ${formatBytes(repo.chunkSize)}, ${group !== undefined ? `readable by group ${group}` : 'private to its owner'})`,
     ]);
   },
 };
