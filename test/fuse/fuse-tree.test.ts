@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -147,7 +148,12 @@ describe('FUSE tree over a repository', () => {
     const { disk, files } = makeGptExt4Disk(dir);
     const point = await backup(repo, 'db', { vda: disk });
     await mountRepo();
-    expect((await shOk('ls', ['-1', join(mnt, 'db', point, 'vda')])).trim().split('\n')).toEqual(['p1.raw', 'p2.raw']);
+    // p1 holds ext4, so its files show under p1/ too; p2 holds no filesystem: only its image.
+    expect((await shOk('ls', ['-1', join(mnt, 'db', point, 'vda')])).trim().split('\n')).toEqual(['p1', 'p1.raw', 'p2.raw']);
+    for (const [name, data] of Object.entries(files)) {
+      // Asynchronous: this process serves the mount, so a synchronous read would wait on itself.
+      expect((await readFile(join(mnt, 'db', point, 'vda', 'p1', name))).equals(data), name).toBe(true);
+    }
     const table = sfdiskJson(disk);
     const p2 = table.partitions[1]!;
     expect(statSync(disk).size).toBe(32 * MiB);
