@@ -5,6 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BlockReader } from '../../src/core/block-reader.js';
+import type { GuestFileSystem, GuestStat } from '../../src/core/guest-filesystem.js';
+import type { AllocationExtent } from '../../src/core/extent.js';
 import { makeSparseFile } from './disk-images.js';
 
 export const MiB = 1024 * 1024;
@@ -152,7 +155,10 @@ export function mshowfatRuns(env: NodeJS.ProcessEnv, image: string, path: string
 }
 
 /** Where cluster 2 starts and the cluster size, from `minfo` (not from Cairn's own parse). */
-export function minfoGeometry(env: NodeJS.ProcessEnv, image: string): { dataOffset: number; clusterSize: number } {
+export function minfoGeometry(
+  env: NodeJS.ProcessEnv,
+  image: string,
+): { fatOffset: number; rootOffset: number; dataOffset: number; clusterSize: number } {
   const out = tool(env, 'minfo', ['-i', image, '::']);
   const num = (label: string): number => {
     const m = new RegExp(`^${label}: (\\d+)`, 'm').exec(out);
@@ -165,7 +171,12 @@ export function minfoGeometry(env: NodeJS.ProcessEnv, image: string): { dataOffs
   const reserved = num('reserved \\(boot\\) sectors');
   const fats = num('fats');
   const rootSectors = Math.ceil((num('max available root directory slots') * 32) / sector);
-  return { dataOffset: (reserved + fats * perFat + rootSectors) * sector, clusterSize: num('cluster size') * sector };
+  return {
+    fatOffset: reserved * sector,
+    rootOffset: (reserved + fats * perFat) * sector,
+    dataOffset: (reserved + fats * perFat + rootSectors) * sector,
+    clusterSize: num('cluster size') * sector,
+  };
 }
 
 /** 7-Zip's reading of a FAT image (`7zz l -slt`): path → its properties, a second oracle with seconds and centiseconds. */
@@ -182,4 +193,73 @@ export function sevenZipTree(env: NodeJS.ProcessEnv, image: string): Map<string,
     if (props.Path) entries.set(props.Path, props);
   }
   return entries;
+}
+
+/**
+ * A volume held in memory, optionally with some bytes replaced (a fuzzed image, without copying the
+ * whole base for each case). Reads outside it throw a plain RangeError, as a file reader would: the
+ * FAT reader must never ask for one, and a fuzz run counts it as a failure.
+ */
+export class BufferVolume implements BlockReader {
+  readonly blockSize = 4096;
+  readonly size: number;
+  private readonly patchOffsets: number[];
+
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly patches: ReadonlyMap<number, number> = new Map(),
+  ) {
+    this.size = bytes.length;
+    this.patchOffsets = [...patches.keys()];
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`read ${offset}+${length} past ${this.size}`);
+    }
+    const out = Buffer.from(this.bytes.subarray(offset, offset + length));
+    for (const at of this.patchOffsets) {
+      if (at >= offset && at < offset + length) out[at - offset] = this.patches.get(at) ?? 0;
+    }
+    return out;
+  }
+
+  async allocation(offset: number, length: number): Promise<AllocationExtent[]> {
+    return [{ offset, length, zero: false }];
+  }
+}
+
+export interface WalkedNode {
+  readonly path: string;
+  readonly stat: GuestStat;
+  readonly names: string[];
+}
+
+/** Every node of a guest filesystem by path ('/' for the root), with each directory's listed names. */
+export async function walkGuestFs(fs: GuestFileSystem): Promise<Map<string, WalkedNode>> {
+  const nodes = new Map<string, WalkedNode>();
+  const visit = async (path: string, id: bigint): Promise<void> => {
+    const stat = await fs.stat(id);
+    const names: string[] = [];
+    nodes.set(path, { path, stat, names });
+    if (stat.type !== 'dir') return;
+    for await (const entry of fs.readdir(id)) {
+      const name = entry.name.toString('utf8');
+      names.push(name);
+      await visit(path === '/' ? `/${name}` : `${path}/${name}`, entry.id);
+    }
+  };
+  await visit('/', fs.rootId);
+  return nodes;
+}
+
+/** The node id of `path` ('/a/b'), by lookups from the root. */
+export async function lookupPath(fs: GuestFileSystem, path: string): Promise<bigint> {
+  let id = fs.rootId;
+  for (const part of path.split('/').filter(Boolean)) {
+    const hit = await fs.lookup(id, Buffer.from(part));
+    if (!hit) throw new Error(`no ${part} in ${path}`);
+    id = hit.id;
+  }
+  return id;
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GuestFileSystem, GuestStat } from '../../src/core/guest-filesystem.js';
+import type { GuestFileSystem } from '../../src/core/guest-filesystem.js';
 import { openFileSystem, probeFileSystem } from '../../src/guest/fs/drivers.js';
 import { fatDriver } from '../../src/guest/fs/fat/index.js';
 import { FileBlockReader, makeTempDir } from '../helpers/disk-images.js';
@@ -17,33 +17,12 @@ import {
   MiB,
   patternBytes,
   tool,
+  walkGuestFs,
+  lookupPath,
   type FatImageSpec,
+  type WalkedNode,
   type FatTree,
 } from '../helpers/fat-images.js';
-
-interface WalkedNode {
-  readonly path: string;
-  readonly stat: GuestStat;
-  readonly names: string[];
-}
-
-/** Every node of the filesystem by path ('/' root), with each directory's listed names. */
-async function walk(fs: GuestFileSystem): Promise<Map<string, WalkedNode>> {
-  const nodes = new Map<string, WalkedNode>();
-  const visit = async (path: string, id: bigint): Promise<void> => {
-    const stat = await fs.stat(id);
-    const names: string[] = [];
-    nodes.set(path, { path, stat, names });
-    if (stat.type !== 'dir') return;
-    for await (const entry of fs.readdir(id)) {
-      const name = entry.name.toString('utf8');
-      names.push(name);
-      await visit(path === '/' ? `/${name}` : `${path}/${name}`, entry.id);
-    }
-  };
-  await visit('/', fs.rootId);
-  return nodes;
-}
 
 function treeFor(seed: number, bigSize: number, manyCount: number): FatTree {
   const tree: FatTree = {
@@ -110,7 +89,7 @@ describe.each(IMAGES)('$label image made by mkfs.fat and mtools', ({ label, spec
     expect(await fatDriver.probe(volume)).toBe(true);
     expect(await probeFileSystem(volume)).toBe(fatDriver);
     fs = await openFileSystem(volume, { name: label });
-    nodes = await walk(fs);
+    nodes = await walkGuestFs(fs);
   });
 
   it('is a clean volume by fsck.fat -n', () => {
@@ -236,13 +215,3 @@ describe.each(IMAGES)('$label image made by mkfs.fat and mtools', ({ label, spec
     }
   });
 });
-
-async function lookupPath(fs: GuestFileSystem, path: string): Promise<bigint> {
-  let id = fs.rootId;
-  for (const part of path.split('/').filter(Boolean)) {
-    const hit = await fs.lookup(id, Buffer.from(part));
-    if (!hit) throw new Error(`no ${part} in ${path}`);
-    id = hit.id;
-  }
-  return id;
-}
