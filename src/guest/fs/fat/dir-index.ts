@@ -1,4 +1,4 @@
-import type { DirItem } from './directory-scan.js';
+import { lookupKeys, type DirItem } from './directory-scan.js';
 
 /**
  * What lookups and the directory-entry checks need of one whole directory, built by one scan and
@@ -21,7 +21,7 @@ export class DirIndex {
     this.dirs.push(item.isDir);
     const exactKey = item.name.toString('latin1');
     if (!this.exact.has(exactKey)) this.exact.set(exactKey, index);
-    for (const key of item.keys) {
+    for (const key of lookupKeys(item)) {
       if (!this.folded.has(key)) this.folded.set(key, index);
       this.bytes += key.length * 2 + 48;
     }

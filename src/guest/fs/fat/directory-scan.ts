@@ -14,8 +14,18 @@ export interface DirItem {
   readonly isDir: boolean;
   /** The name listed: the long name when a valid one precedes the entry, else the 8.3 name. */
   readonly name: Buffer;
-  /** Folded keys the entry answers to in a lookup: its long name (if any) and its 8.3 alias. */
-  readonly keys: readonly string[];
+  /** The long name's UTF-16 units, when it has one. */
+  readonly longName?: Uint16Array;
+  /** The 8.3 alias as shown (case bits applied), when it can name the entry. */
+  readonly shortName?: string;
+}
+
+/** The folded keys an entry answers to in a lookup: its long name (if any) and its 8.3 alias. */
+export function lookupKeys(item: DirItem): string[] {
+  const keys: string[] = [];
+  if (item.longName) keys.push(foldUnits(item.longName));
+  if (item.shortName !== undefined) keys.push(foldUnits(unitsOf(item.shortName)));
+  return keys;
 }
 
 /** A long name being assembled: entries come last-part first, LDIR_Ord counting down to 1. */
@@ -59,11 +69,16 @@ export async function* scanDirectory(
       const shortUsable = shortName !== '' && shortName !== '.' && shortName !== '..';
       const listed = longName ? longName.bytes : shortUsable ? Buffer.from(shortName, 'utf8') : undefined;
       if (!listed) continue;
-      const keys: string[] = [];
-      if (longName) keys.push(foldUnits(longName.units));
-      if (shortUsable) keys.push(foldUnits(unitsOf(shortName)));
       const offset = block.offset + at;
-      yield { id: nodeId(parentCluster, offset), offset, entry, isDir: kind === 'dir', name: listed, keys };
+      yield {
+        id: nodeId(parentCluster, offset),
+        offset,
+        entry,
+        isDir: kind === 'dir',
+        name: listed,
+        ...(longName ? { longName: longName.units } : {}),
+        ...(shortUsable ? { shortName } : {}),
+      };
     }
   }
 }

@@ -37,7 +37,7 @@ export class FatFileSystem implements GuestFileSystem {
   readonly type = 'vfat';
   readonly rootId = ROOT_ID;
   readonly uuid?: string;
-  label?: string;
+  private volumeLabel?: string;
 
   private readonly fat: FatTable;
   private readonly blocks: DirectoryBlocks;
@@ -78,8 +78,12 @@ export class FatFileSystem implements GuestFileSystem {
     const sector = await readVolume(volume, 0, BOOT_SECTOR.probeLength, 'the boot sector', options.name);
     const geometry = parseBootSector(sector, volume.size, options.name);
     const fs = new FatFileSystem(volume, geometry, options.name, options.metadataCacheBytes ?? DEFAULT_FAT_CACHE_BYTES);
-    fs.label = await fs.readLabel();
+    fs.volumeLabel = await fs.readLabel();
     return fs;
+  }
+
+  get label(): string | undefined {
+    return this.volumeLabel;
   }
 
   async stat(id: bigint): Promise<GuestStat> {
