@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fatDriver } from '../../../../src/guest/fs/fat/index.js';
 import { FileBlockReader, makeSparseFile, makeTempDir, run, sfdiskImage } from '../../../helpers/disk-images.js';
-import { fatToolEnv, makeFatImage, mdirTree, MiB, tool } from '../../../helpers/fat-images.js';
+import { fatToolEnv, mdirTree, MiB, tool } from '../../../helpers/fat-images.js';
 
 const work = makeTempDir('fat-probe');
 const env = fatToolEnv(work);
