@@ -6,7 +6,15 @@ import { fatTimeToNs } from '../../../../src/guest/fs/fat/fat-time.js';
 import { foldUnits, unitsOf, utf16FromWtf8, wtf8FromUtf16 } from '../../../../src/guest/fs/fat/long-name.js';
 import { decodeCp437, shortNameOf } from '../../../../src/guest/fs/fat/short-name.js';
 
-const SAMPLES = ['hello.txt', 'Ünïcødé accents é à ç', '日本語のファイル名', '\u{1F600} smile', 'mixed 𝄞 music ß', '\u00a0nbsp', 'x'.repeat(255)];
+const SAMPLES = [
+  'hello.txt',
+  'Ünïcødé accents é à ç',
+  '日本語のファイル名',
+  '\u{1F600} smile',
+  'mixed 𝄞 music ß',
+  '\u00a0nbsp',
+  'x'.repeat(255),
+];
 
 describe('long names', () => {
   it('encodes well-formed UTF-16 exactly as UTF-8', () => {
@@ -41,7 +49,10 @@ describe('long names', () => {
 describe('8.3 names', () => {
   it('decodes OEM bytes as Python decodes code page 437', () => {
     const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-    const python = execFileSync('python3', ['-c', 'import sys; sys.stdout.buffer.write(bytes(range(256)).decode("cp437").encode("utf-8"))']);
+    const python = execFileSync('python3', [
+      '-c',
+      'import sys; sys.stdout.buffer.write(bytes(range(256)).decode("cp437").encode("utf-8"))',
+    ]);
     expect(Buffer.from(decodeCp437(bytes), 'utf8').equals(python)).toBe(true);
   });
 

@@ -26,7 +26,11 @@ describe('fatDriver.probe', () => {
     const fs = await fatDriver.open(volume, { name: label });
     const names: string[] = [];
     for await (const entry of fs.readdir(fs.rootId)) names.push(entry.name.toString());
-    expect(names).toEqual(mdirTree(env, image).get('/')?.map((e) => e.longName ?? e.shortName));
+    expect(names).toEqual(
+      mdirTree(env, image)
+        .get('/')
+        ?.map((e) => e.longName ?? e.shortName),
+    );
   });
 
   it.each([
