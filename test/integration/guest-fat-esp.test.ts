@@ -14,6 +14,7 @@ import { findPartition, readPartitionTable } from '../../src/guest/partition-tab
 import { FileBlockReader, makeSparseFile, makeTempDir, placeImage, writeAt } from '../helpers/disk-images.js';
 import {
   fatToolEnv,
+  minfoGeometry,
   makeFatImage,
   mdirTree,
   MiB,
@@ -197,5 +198,32 @@ describe('names and times beyond what mtools writes', () => {
         .get('/')
         ?.find((e) => e.shortName === 'tenms.txt'),
     ).toBeDefined();
+  });
+});
+
+describe('a FAT32 volume with FAT mirroring off', () => {
+  it('follows the active FAT that BPB_ExtFlags names, as mtools does, not the damaged first one', async () => {
+    const image = join(work, 'active-fat.img');
+    const content = patternBytes(300_000, 9);
+    makeFatImage(
+      env,
+      image,
+      { fatBits: 32, size: 40 * MiB, sectorsPerCluster: 1, volumeId: '0fa70fa7', tree: { 'data.bin': content } },
+      work,
+    );
+    const { fatOffset } = minfoGeometry(env, image);
+    // Zero FAT 0 from cluster 2 on, then say "no mirroring, FAT 1 is active" (bit 7 | 1).
+    writeAt(image, fatOffset + 8, Buffer.alloc(8192));
+    writeAt(image, 40, Buffer.from([0x81, 0x00]));
+    const out = join(work, 'active-fat.out');
+    tool(env, 'mcopy', ['-n', '-i', image, '::/data.bin', out]);
+    expect(readFileSync(out).equals(content)).toBe(true);
+    const fs = await fatDriver.open(new FileBlockReader(image), { name: 'active-fat' });
+    const hit = await fs.lookup(fs.rootId, Buffer.from('data.bin'));
+    expect((await fs.read(hit?.id ?? 0n, 0, content.length)).equals(content)).toBe(true);
+    // The same image with mirroring on reads FAT 0, whose chain is gone.
+    writeAt(image, 40, Buffer.from([0x00, 0x00]));
+    const mirrored = await fatDriver.open(new FileBlockReader(image), { name: 'mirrored' });
+    await expect(mirrored.read(hit?.id ?? 0n, 0, 10)).rejects.toMatchObject({ code: 'ERR_FORMAT_INVALID' });
   });
 });
