@@ -52,6 +52,20 @@ describe('fatDriver.probe', () => {
     }
   });
 
+  it('reads a FAT32-shaped volume of fewer than 65525 clusters as FAT32, as fsck.fat and Linux do', async () => {
+    // mkfs.fat makes it (with a warning); the spec's count rule alone would call it FAT16, and
+    // mtools, which follows that rule, then finds no root directory slots at all.
+    const image = join(work, 'small-fat32.img');
+    makeSparseFile(image, 64 * MiB);
+    tool(env, 'mkfs.fat', ['-F', '32', '-s', '8', image]);
+    expect(tool(env, 'fsck.fat', ['-n', '-v', image])).toMatch(/16348 clusters|less than the required minimum of 65525/);
+    const fs = await fatDriver.open(new FileBlockReader(image), { name: 'small-fat32' });
+    const names: string[] = [];
+    for await (const entry of fs.readdir(fs.rootId)) names.push(entry.name.toString());
+    expect(names).toEqual([]);
+    expect((await fs.stat(fs.rootId)).size).toBe(4096);
+  });
+
   it('does not claim a volume smaller than a boot sector', async () => {
     const image = join(work, 'tiny.img');
     makeSparseFile(image, 100);
