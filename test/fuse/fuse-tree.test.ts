@@ -176,7 +176,11 @@ describe('FUSE tree over a repository', () => {
     const { disk, files } = makeMbrFatDisk(dir);
     const point = await backup(repo, 'win', { hda: disk });
     await mountRepo();
-    expect((await shOk('ls', ['-1', join(mnt, 'win', point, 'hda')])).trim().split('\n')).toEqual(['p1.raw', 'p5.raw', 'p6.raw']);
+    expect((await shOk('ls', ['-1', join(mnt, 'win', point, 'hda')])).trim().split('\n')).toEqual(['p1', 'p1.raw', 'p5.raw', 'p6.raw']);
+    for (const [name, data] of Object.entries(files)) {
+      // Asynchronous: this process serves the mount, so a synchronous read would wait on itself.
+      expect((await readFile(join(mnt, 'win', point, 'hda', 'p1', name))).equals(data), name).toBe(true);
+    }
     const p5 = sfdiskJson(disk).partitions.find((p) => p.node.endsWith('5'))!;
     const direct = await sh('cmp', [
       '-n',
