@@ -1,8 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CAIRN_BIN, makeTempDir, runCairn, runJson, waitFor } from '../helpers/cairn-cli.js';
 
@@ -191,6 +192,19 @@ describe('FUSE is loaded only where it is used', () => {
     }
   });
 
+  it('without the fuse-native package (npm skips the optional dependency without libfuse2), mount says to reinstall', async () => {
+    const empty = join(dir.path, 'empty');
+    await mkdir(empty);
+    const fuseNative = fileURLToPath(new URL('../../node_modules/fuse-native', import.meta.url));
+    const result = await inMountNamespace(
+      `mount --bind '${empty}' '${fuseNative}' && exec ${cairn} mount --repo '${repo}' '${join(dir.path, 'mnt')}'`,
+    ).done;
+    expect(result.code).toBe(8);
+    expect(result.stderr).toBe(
+      "cairn: FUSE is not available: the fuse-native package is not installed (npm skips it without libfuse2); run 'npm install' again\n",
+    );
+  });
+
   it('without /dev/fuse or fusermount, mount says what is missing in one line', async () => {
     const mnt = join(dir.path, 'mnt');
     const noDevice = await inMountNamespace(`mount -t tmpfs tmpfs /dev && exec ${cairn} mount --repo '${repo}' '${mnt}'`).done;
@@ -198,10 +212,8 @@ describe('FUSE is loaded only where it is used', () => {
     expect(noDevice.stderr).toBe(
       'cairn: FUSE is not available: /dev/fuse is missing (load the module: modprobe fuse; in a container, pass the device: --device /dev/fuse)\n',
     );
-    // A user other than root mounts through fusermount: here, one not on PATH.
-    const noFusermount = await inMountNamespace(
-      `exec setpriv --reuid 65534 --regid 65534 --clear-groups env PATH=/nonexistent ${cairn} mount '${mnt}'`,
-    ).done;
+    // libfuse mounts (unless root) and fuse-native unmounts through fusermount: here, not on PATH.
+    const noFusermount = await inMountNamespace(`exec env PATH=/nonexistent ${cairn} mount --repo '${repo}' '${mnt}'`).done;
     expect(noFusermount.code).toBe(8);
     expect(noFusermount.stderr).toBe("cairn: FUSE is not available: fusermount is not installed; install it with 'apt install fuse3'\n");
   });

@@ -3,7 +3,7 @@ import { delimiter, join, resolve } from 'node:path';
 import type { CommandModule, Options } from 'yargs';
 import { nextTerminationSignal } from '../interrupt.js';
 import type { Catalog } from '../../core/catalog.js';
-import { CairnError } from '../../core/errors.js';
+import { CairnError, systemErrorCode } from '../../core/errors.js';
 import type { FuseMount } from '../../fuse/index.js';
 import { childLogger } from '../../log/index.js';
 import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
@@ -51,13 +51,32 @@ async function checkAndLoadFuse(): Promise<typeof import('../../fuse/index.js')>
   if (!existsSync('/dev/fuse')) {
     throw unavailable('/dev/fuse is missing (load the module: modprobe fuse; in a container, pass the device: --device /dev/fuse)');
   }
-  // libfuse 2 mounts and unmounts through the setuid fusermount unless it runs as root.
-  if (process.getuid?.() !== 0 && !onPath('fusermount')) {
-    throw unavailable("fusermount is not installed; install it with 'apt install fuse3'");
+  // Everything missing is named at once, with the Debian packages that bring it.
+  const missing: string[] = [];
+  const packages: string[] = [];
+  const libfuse = libfuseLoadError();
+  if (libfuse !== undefined) {
+    missing.push(`libfuse.so.2 cannot be loaded (${libfuse})`);
+    packages.push('libfuse2');
   }
-  const missing = libfuseLoadError();
-  if (missing !== undefined) throw unavailable(`libfuse.so.2 cannot be loaded (${missing}); install it with 'apt install libfuse2'`);
-  return import('../../fuse/index.js');
+  // libfuse 2 mounts through the setuid fusermount unless run as root, and fuse-native always
+  // unmounts with `fusermount -uz` (without it src/fuse falls back to umount -l, with a warning).
+  if (!onPath('fusermount')) {
+    missing.push('fusermount is not installed');
+    packages.push('fuse3');
+  }
+  if (missing.length > 0) {
+    throw unavailable(`${missing.join(' and ')}; install ${packages.length > 1 ? 'them' : 'it'} with 'apt install ${packages.join(' ')}'`);
+  }
+  try {
+    return await import('../../fuse/index.js');
+  } catch (err) {
+    // fuse-native is an optional dependency: npm install skips it when its addon cannot load.
+    if (systemErrorCode(err) === 'ERR_MODULE_NOT_FOUND' && /fuse-native/.test((err as Error).message)) {
+      throw unavailable("the fuse-native package is not installed (npm skips it without libfuse2); run 'npm install' again", err);
+    }
+    throw err;
+  }
 }
 
 /**
