@@ -20,7 +20,11 @@ export const ExitCode = {
   INTERRUPTED: 130,
 } as const;
 
-const BY_ERROR_CODE: Partial<Record<ErrorCode, number>> = {
+/**
+ * Every error code has its exit code: the Record is exhaustive, so a new code in core/errors.ts does
+ * not compile until it is mapped here (as fuse/errno.ts does for errnos).
+ */
+const EXIT_CODE_OF: Readonly<Record<ErrorCode, number>> = {
   ERR_INVALID_ARGUMENT: ExitCode.USAGE,
   ERR_EXISTS: ExitCode.USAGE,
   ERR_READ_ONLY: ExitCode.USAGE,
@@ -40,5 +44,6 @@ const BY_ERROR_CODE: Partial<Record<ErrorCode, number>> = {
 };
 
 export function exitCodeFor(code: ErrorCode): number {
-  return BY_ERROR_CODE[code] ?? ExitCode.INTERNAL;
+  // A code that is not an ErrorCode at all (a value from outside the type system) is a bug.
+  return EXIT_CODE_OF[code] ?? ExitCode.INTERNAL;
 }

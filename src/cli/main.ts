@@ -2,10 +2,9 @@
 // The only place that reads argv and the environment, handles signals and sets the exit code.
 import { createRequire } from 'node:module';
 import { CairnError } from '../core/errors.js';
-import { logger, setLogLevel } from '../log/index.js';
+import { setLogLevel } from '../log/index.js';
 import type { CommandModule } from 'yargs';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
-import { InterruptedError } from './interrupt.js';
+import { outputEventsSettled, reportFailure, watchOutputStreams } from './report.js';
 
 // yargs through its CommonJS build: one bundled file, where the ESM entry loads some twenty modules
 // (require 15 ms, import 24 ms on the reference machine), and its help wraps at word boundaries (the
@@ -49,20 +48,10 @@ async function loadCommands(argv: string[]): Promise<CommandModule<object, never
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-function reportFailure(err: unknown): number {
-  if (err instanceof InterruptedError) {
-    logger.error(err.message);
-    return ExitCode.INTERRUPTED;
-  }
-  if (err instanceof CairnError) {
-    const exitCode = exitCodeFor(err.code);
-    if (exitCode === ExitCode.INTERNAL) logger.error({ err }, err.message);
-    else process.stderr.write(`cairn: ${err.message}\n`);
-    return exitCode;
-  }
-  // Anything else is a bug: log the stack.
-  logger.error({ err }, `internal error: ${(err as Error)?.message ?? String(err)}`);
-  return ExitCode.INTERNAL;
+/** `--json` anywhere before `--`: errors are then printed as JSON too, even those yargs finds while parsing. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).some((arg) => arg === '--json' || arg === '--json=true');
 }
 
 interface UsageInternals {
@@ -81,6 +70,8 @@ function skipHelpCache(cli: object): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const json = wantsJson(argv);
+  watchOutputStreams(json);
   let cli = yargs(argv)
     .scriptName('cairn')
     .usage(
@@ -94,8 +85,9 @@ export async function main(argv: string[]): Promise<void> {
     .strict()
     .recommendCommands()
     .fail((message, err) => {
-      if (err) throw err;
-      throw new CairnError('ERR_INVALID_ARGUMENT', message);
+      // yargs' own errors (YError, also wrapping what an option's coerce threw) are usage errors.
+      if (err && err.name !== 'YError') throw err;
+      throw new CairnError('ERR_INVALID_ARGUMENT', message ?? err?.message ?? 'invalid usage');
     })
     .help()
     .alias('h', 'help')
@@ -106,7 +98,8 @@ export async function main(argv: string[]): Promise<void> {
     for (const command of await loadCommands(argv)) cli = cli.command(command);
     await cli.parseAsync();
   } catch (err) {
-    process.exitCode = reportFailure(err);
+    await outputEventsSettled();
+    process.exitCode = reportFailure(err, json);
   }
 }
 

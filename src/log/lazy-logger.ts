@@ -19,9 +19,32 @@ export function isLevel(level: string): level is LevelWithSilent {
 
 interface Node {
   parent: Node | undefined;
+  /** This logger's own bindings, without those of its ancestors. */
   bindings: Record<string, unknown>;
+  /** Its own and every ancestor's bindings: what each of its lines carries. */
+  bound: Record<string, unknown>;
   level: LevelWithSilent;
   real: Logger | undefined;
+}
+
+/** `bindings` without the keys already bound to the same value: pino would write both (`"vm":"a","vm":"a"`). */
+function unbound(bindings: Record<string, unknown>, bound: Record<string, unknown>): Record<string, unknown> {
+  let result = bindings;
+  for (const key of Object.keys(bindings)) {
+    if (Object.prototype.hasOwnProperty.call(bound, key) && bound[key] === bindings[key]) {
+      if (result === bindings) result = { ...bindings };
+      delete result[key];
+    }
+  }
+  return result;
+}
+
+/** A log call's merging object loses the keys its logger already binds to the same value. */
+function withoutBound(args: unknown[], bound: Record<string, unknown>): unknown[] {
+  const [first, ...rest] = args;
+  if (typeof first !== 'object' || first === null || Array.isArray(first) || first instanceof Error) return args;
+  const own = unbound(first as Record<string, unknown>, bound);
+  return own === first ? args : [own, ...rest];
 }
 
 /**
@@ -29,6 +52,8 @@ interface Node {
  * enabled level, or when anything but `child`, `level`, `isLevelEnabled` or a log method is used.
  * Most commands log nothing (`ls`, a quiet backup) and loading pino is ~15 ms of their start-up.
  * Children behave as pino's: they take the parent's level when created, and keep their own after.
+ * Unlike pino, a key is never written twice: a child does not bind again what its parent binds, and
+ * a log call's object drops what the logger binds (`log.info({ dir }, …)` on a logger bound to `dir`).
  */
 export function lazyLogger(create: (level: LevelWithSilent) => Logger, level: LevelWithSilent): Logger {
   const materialize = (node: Node): Logger => {
@@ -39,20 +64,35 @@ export function lazyLogger(create: (level: LevelWithSilent) => Logger, level: Le
     return node.real;
   };
 
+  const childOf =
+    (parent: Node) =>
+    (bindings: Record<string, unknown>, options?: object): Logger => {
+      const own = unbound(bindings, parent.bound);
+      // pino's child options (serializers, redact…) need the real logger.
+      if (options !== undefined) return materialize(parent).child(own, options);
+      return proxyOf({
+        parent,
+        bindings: own,
+        bound: { ...parent.bound, ...own },
+        level: parent.real ? (parent.real.level as LevelWithSilent) : parent.level,
+        real: parent.real ? parent.real.child(own) : undefined,
+      });
+    };
+
   const proxyOf = (node: Node): Logger =>
     new Proxy(node, {
       get(target, prop) {
+        if (prop === 'child') return childOf(target);
+        if (LOG_METHODS.has(prop)) {
+          if (!target.real && LEVEL_VALUES[prop as LevelWithSilent] < LEVEL_VALUES[target.level]) return noop;
+          const real = materialize(target);
+          const method = Reflect.get(real, prop) as (...args: unknown[]) => void;
+          return (...args: unknown[]) => method.apply(real, withoutBound(args, target.bound));
+        }
         if (target.real) return forward(target.real, prop);
         if (prop === 'level') return target.level;
         if (prop === 'levelVal') return LEVEL_VALUES[target.level];
         if (prop === 'isLevelEnabled') return (name: string) => isLevel(name) && LEVEL_VALUES[name] >= LEVEL_VALUES[target.level];
-        if (prop === 'child') {
-          return (bindings: Record<string, unknown>, options?: object) =>
-            options === undefined
-              ? proxyOf({ parent: target, bindings, level: target.level, real: undefined })
-              : materialize(target).child(bindings, options);
-        }
-        if (LOG_METHODS.has(prop) && LEVEL_VALUES[prop as LevelWithSilent] < LEVEL_VALUES[target.level]) return noop;
         return forward(materialize(target), prop);
       },
       set(target, prop, value: unknown) {
@@ -66,7 +106,7 @@ export function lazyLogger(create: (level: LevelWithSilent) => Logger, level: Le
       },
     }) as unknown as Logger;
 
-  return proxyOf({ parent: undefined, bindings: {}, level, real: undefined });
+  return proxyOf({ parent: undefined, bindings: {}, bound: {}, level, real: undefined });
 }
 
 function forward(real: Logger, prop: string | symbol): unknown {

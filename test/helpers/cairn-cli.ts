@@ -14,25 +14,28 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `bin/cairn` (the built CLI) and collects its output. */
+/**
+ * Runs `bin/cairn` (the built CLI) and collects its output. `stdout` sends standard output to an open
+ * file descriptor instead (a file on a full filesystem); `stdout` of the result is then empty.
+ */
 export function runCairn(
   args: string[],
-  options: { input?: Buffer | string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { input?: Buffer | string; env?: NodeJS.ProcessEnv; cwd?: string; stdout?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CAIRN_BIN, ...args], {
       env: { ...process.env, CAIRN_LOG_LEVEL: 'warn', ...options.env },
       cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', options.stdout ?? 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d: Buffer) => err.push(d));
     child.on('error', reject);
     child.on('close', (code) => resolvePromise({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(options.input ?? '');
   });
 }
 

@@ -10,8 +10,8 @@ const MiB = 1024 * 1024;
 interface BackupJson {
   vm: string;
   point: string;
-  parent?: string;
-  disks: { name: string; size: number; bytesRead: number; bytesStored: number }[];
+  parent: string | null;
+  disks: { disk: string; size: number; bytesRead: number; bytesStored: number }[];
 }
 
 /** A sparse image with random data at the given MiB offsets. */
@@ -37,7 +37,7 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     const image = join(dir.path, 'disk.raw');
     await makeImage(image, 64, [0, 5, 63]);
     const result = await runJson<BackupJson>(['backup', '--repo', repo, '--vm', 'web', '--disk', `sda=${image}`]);
-    expect(result.disks[0]).toMatchObject({ name: 'sda', size: 64 * MiB });
+    expect(result.disks[0]).toMatchObject({ disk: 'sda', size: 64 * MiB });
     // SEEK_DATA skips the holes: only the three data MiB are read.
     expect(result.disks[0]!.bytesRead).toBe(3 * MiB);
 
@@ -62,8 +62,8 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     ]);
     expect(info).toMatchObject({ chunks: 256, dataChunks: 12, holeChunks: 244, parent: null });
 
-    const points = await runJson<{ id: string }[]>(['ls', '--repo', repo, 'cairn://web']);
-    expect(points.map((p) => p.id)).toEqual([result.point]);
+    const points = await runJson<{ point: string }[]>(['ls', '--repo', repo, 'cairn://web']);
+    expect(points.map((p) => p.point)).toEqual([result.point]);
     const vms = await runJson<{ vm: string }[]>(['ls', '--repo', repo]);
     expect(vms.map((v) => v.vm)).toEqual(['web']);
   });
@@ -78,7 +78,7 @@ describe('cairn backup / cat / restore / stat / ls', () => {
       ['backup', '--repo', repo, '--vm', 'db', '--disk', `vda=${a}`, '--disk', 'vdb=-', '--config', config],
       { input: b },
     );
-    expect(result.disks.map((d) => [d.name, d.size])).toEqual([
+    expect(result.disks.map((d) => [d.disk, d.size])).toEqual([
       ['vda', 4 * MiB],
       ['vdb', b.length],
     ]);

@@ -59,8 +59,8 @@ describe('safety: crashes, corruption, concurrency, GC, full disks', () => {
     child.kill('SIGKILL');
     await exited(child);
 
-    const points = await runJson<{ id: string }[]>(['ls', '--repo', repo, 'cairn://vm']);
-    expect(points.map((p) => p.id)).toEqual([first.point]);
+    const points = await runJson<{ point: string }[]>(['ls', '--repo', repo, 'cairn://vm']);
+    expect(points.map((p) => p.point)).toEqual([first.point]);
     expect((await cairn('verify')).code).toBe(0);
     // The dead backup's lock is stale: the next backup takes it over and succeeds.
     const next = await runCairn(['backup', '--repo', repo, '--vm', 'vm', '--disk', `sda=${image}`]);
@@ -157,7 +157,7 @@ describe('safety: crashes, corruption, concurrency, GC, full disks', () => {
     expect(dry.points.filter((p) => p.keep).map((p) => p.point)).toEqual([ids[2]]);
     expect((await runJson<unknown[]>(['ls', '--repo', repo, 'cairn://p'])).length).toBe(3);
     await runJson(['prune', '--repo', repo, 'p', '--keep-last', '1']);
-    expect((await runJson<{ id: string }[]>(['ls', '--repo', repo, 'cairn://p'])).map((p) => p.id)).toEqual([ids[2]]);
+    expect((await runJson<{ point: string }[]>(['ls', '--repo', repo, 'cairn://p'])).map((p) => p.point)).toEqual([ids[2]]);
     expect((await cairn('prune', 'p')).stderr).toMatch(/at least one --keep/);
   });
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { CairnError } from '../../core/errors.js';
 import type { ChangedBlocks } from '../../core/changed-blocks.js';
-import { parseChangedBlockBitmap, XEN_CBT_BLOCK_SIZE } from '../../formats/cbt-bitmap.js';
+import { assertBitmapFits, parseChangedBlockBitmap } from '../../formats/cbt-bitmap.js';
 import { runBackup, type BackupDisk } from '../../ingest/backup.js';
 import { FileSource } from '../../ingest/file-source.js';
 import { openSource } from '../../ingest/open-source.js';
@@ -12,8 +12,10 @@ import { isNbdUri } from '../../formats/nbd-uri.js';
 import type { Argv } from 'yargs';
 import { childLogger } from '../../log/index.js';
 import { assertValidName } from '../../url/cairn-url.js';
-import { formatBytes, parseSize } from '../../util/bytes.js';
+import { formatBytes } from '../../util/bytes.js';
 import { openRepoFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
+import { numberOption, sizeOption } from '../options.js';
+import { diskJson } from '../json-shapes.js';
 import { ProgressBar } from '../progress.js';
 import { withInterruption } from '../interrupt.js';
 
@@ -23,7 +25,8 @@ interface BackupArgs extends RepoArgs, JsonArgs, NbdArgs {
   config?: string;
   base?: string;
   'changed-blocks'?: string[];
-  'block-size': string;
+  /** Bytes (sizeOption). */
+  'block-size': number;
 }
 
 /** Splits `NAME=VALUE` as --disk and --changed-blocks take it. */
@@ -37,14 +40,24 @@ export function splitAssignment(text: string, option: string): [string, string] 
   return [name, text.slice(at + 1)];
 }
 
+/** Reads a file an option names; a missing or unreadable one is a usage error naming the option's file. */
+async function readArgumentFile(file: string, what: string): Promise<Buffer> {
+  return readFile(file).catch((err: unknown) => {
+    throw new CairnError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${file}: ${(err as Error).message}`, { file });
+  });
+}
+
 async function readBitmaps(specs: string[], blockSize: number): Promise<Map<string, ChangedBlocks>> {
   const bitmaps = new Map<string, ChangedBlocks>();
   for (const spec of specs) {
     const [name, file] = splitAssignment(spec, 'changed-blocks');
-    const content = await readFile(file).catch((err: unknown) => {
-      throw new CairnError('ERR_INVALID_ARGUMENT', `cannot read changed-block bitmap ${file}: ${(err as Error).message}`, { file });
-    });
-    bitmaps.set(name, parseChangedBlockBitmap(content, blockSize));
+    const content = await readArgumentFile(file, 'changed-block bitmap');
+    try {
+      bitmaps.set(name, parseChangedBlockBitmap(content, blockSize));
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err;
+      throw new CairnError(err.code, `--changed-blocks ${spec}: ${err.message}`, { ...err.context, file }, { cause: err });
+    }
   }
   return bitmaps;
 }
@@ -57,7 +70,8 @@ interface NbdArgs {
   'bitmap-mode'?: string[];
   'discard-after-read'?: boolean;
   connections: number;
-  bwlimit?: string;
+  /** Bytes per second (sizeOption). */
+  bwlimit?: number;
   'nbd-timeout': number;
   'nbd-connect-timeout': number;
 }
@@ -71,10 +85,25 @@ function withNbdOptions<T>(yargs: Argv<T>): Argv<T & NbdArgs> {
       describe: 'NBD: new (full read), reuse (incremental) or none, as the Proxmox API hands it ([DISK=]MODE)',
     })
     .option('discard-after-read', { type: 'boolean', describe: 'NBD: TRIM each range once stored, so the fleecing image shrinks' })
-    .option('connections', { type: 'number', default: 4, describe: 'NBD: connections per disk when the server allows multi-conn' })
-    .option('bwlimit', { type: 'string', describe: 'NBD: read bandwidth limit per disk, e.g. 100MiB (per second)' })
-    .option('nbd-timeout', { type: 'number', default: 60, describe: 'NBD: seconds without a reply before the server counts as stalled' })
-    .option('nbd-connect-timeout', { type: 'number', default: 30, describe: 'NBD: seconds to connect and finish the handshake' })
+    .option(
+      'connections',
+      numberOption('connections', {
+        integer: true,
+        min: 1,
+        max: 16,
+        default: 4,
+        describe: 'NBD: connections per disk when the server allows multi-conn',
+      }),
+    )
+    .option('bwlimit', sizeOption('bwlimit', { min: 1, describe: 'NBD: read bandwidth limit per disk, e.g. 100MiB (per second)' }))
+    .option(
+      'nbd-timeout',
+      numberOption('nbd-timeout', { above: 0, default: 60, describe: 'NBD: seconds without a reply before the server counts as stalled' }),
+    )
+    .option(
+      'nbd-connect-timeout',
+      numberOption('nbd-connect-timeout', { above: 0, default: 30, describe: 'NBD: seconds to connect and finish the handshake' }),
+    )
     .example(
       '$0 backup --vm web --disk vda=nbd+unix:///vda?socket=/run/backup.sock --bitmap backup-vda',
       'incremental pull from a QEMU fleecing export',
@@ -99,19 +128,13 @@ function nbdSourceOptions(argv: NbdArgs, disk: string): Omit<NbdSourceOptions, '
   if (mode !== undefined && !(BITMAP_MODES as readonly string[]).includes(mode)) {
     throw new CairnError('ERR_INVALID_ARGUMENT', `--bitmap-mode must be new, reuse or none, got '${mode}'`);
   }
-  for (const [name, value] of [
-    ['nbd-timeout', argv['nbd-timeout']],
-    ['nbd-connect-timeout', argv['nbd-connect-timeout']],
-    ['connections', argv.connections],
-  ] as const) {
-    if (!Number.isFinite(value) || value <= 0) throw new CairnError('ERR_INVALID_ARGUMENT', `--${name} must be a positive number`);
-  }
-  const bwlimit = argv.bwlimit !== undefined ? parseSize(argv.bwlimit, 'bandwidth limit') : undefined;
+  // The numbers are checked while parsing (numberOption, sizeOption).
+  const bwlimit = argv.bwlimit;
   return {
     ...(bitmap !== undefined ? { bitmap } : {}),
     ...(mode !== undefined ? { bitmapMode: mode as BitmapMode } : {}),
     discardAfterRead: argv['discard-after-read'] === true,
-    connections: Math.min(16, Math.floor(argv.connections)),
+    connections: argv.connections,
     ...(bwlimit ? { bwlimitBytesPerSec: bwlimit } : {}),
     requestTimeoutMs: argv['nbd-timeout'] * 1000,
     connectTimeoutMs: argv['nbd-connect-timeout'] * 1000,
@@ -147,24 +170,23 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         array: true,
         describe: 'NAME=FILE: changed-block bitmap (base64 or raw, as Xen CBT gives it); needs --base',
       })
-      .option('block-size', { type: 'string', default: '64KiB', describe: 'block size of one bitmap bit' })
+      .option('block-size', sizeOption('block-size', { default: '64KiB', min: 512, describe: 'block size of one bitmap bit' }))
       .example('$0 backup --vm web --disk sda=/dev/vg/web-snap', 'full backup of a block device')
-      .example(
-        '$0 backup --vm web --disk sda=web.raw --base latest --changed-blocks sda=cbt.b64',
-        'incremental with a Xen CBT bitmap',
+      .example('$0 backup --vm web --disk sda=web.raw --base latest --changed-blocks sda=cbt.b64', 'incremental with a Xen CBT bitmap')
+      .epilog(
+        'Exit codes: 4 a backup of this VM (or a gc) is already running; 6 the repository filesystem is full; 7 the source failed (unreadable, truncated, NBD error or stall); 130 interrupted. No point becomes visible unless the backup completes.',
       ) as never,
   handler: async (argv) => {
     const log = childLogger('backup', { vm: argv.vm });
     const repo = await openRepoFromArgs(argv);
-    const blockSize = parseSize(argv['block-size'], 'block size');
-    const bitmaps = await readBitmaps(argv['changed-blocks'] ?? [], blockSize || XEN_CBT_BLOCK_SIZE);
+    const bitmaps = await readBitmaps(argv['changed-blocks'] ?? [], argv['block-size']);
     if (bitmaps.size > 0 && argv.base === undefined) {
       throw new CairnError(
         'ERR_INVALID_ARGUMENT',
         '--changed-blocks needs --base (latest or a point id) to take the unchanged blocks from',
       );
     }
-    const config = argv.config !== undefined ? await readFile(argv.config) : undefined;
+    const config = argv.config !== undefined ? await readArgumentFile(argv.config, 'VM configuration') : undefined;
     const diskSpecs = argv.disk.map((spec) => splitAssignment(spec, 'disk'));
     const base = argv.base ?? (nbdWantsBase(argv, diskSpecs) ? 'latest' : undefined);
     const disks: BackupDisk[] = [];
@@ -175,6 +197,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const nbd = isNbdUri(sourceSpec) ? nbdSourceOptions(argv, name) : undefined;
         const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
         disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
+        // stdin has no size up front: its bitmap cannot be measured against the disk.
+        if (changedBlocks && source.size !== undefined) assertBitmapFits(changedBlocks, source.size, name);
         if (nbd?.discardAfterRead && !source.wantsAcknowledgement) {
           log.warn(
             { disk: name },
@@ -219,10 +243,10 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         {
           vm: result.vm,
           point: result.point,
-          ...(result.parent ? { parent: result.parent } : {}),
+          url: `cairn://${result.vm}/${result.point}`,
+          parent: result.parent ?? null,
           disks: result.disks.map((d) => ({
-            name: d.name,
-            size: d.size,
+            ...diskJson(result.vm, result.point, d),
             bytesRead: d.bytesRead,
             bytesStored: d.bytesStored,
             chunksWritten: d.chunksWritten,

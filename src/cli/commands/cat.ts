@@ -14,7 +14,12 @@ interface CatArgs extends RepoArgs {
 export const catCommand: CommandModule<object, CatArgs> = {
   command: 'cat <url>',
   describe: 'write a disk or partition (cairn://VM/POINT/DISK[/pN]) to standard output',
-  builder: (yargs) => withRepoOption(yargs).positional('url', { type: 'string', demandOption: true }) as never,
+  builder: (yargs) =>
+    withRepoOption(yargs)
+      .positional('url', { type: 'string', demandOption: true })
+      .epilog(
+        'On damage cat exits 5 after writing every byte before the damaged chunk: a pipe cannot take bytes back, so whatever reads it must check the exit status (set -o pipefail), or use cairn restore, which leaves no partial file. A reader that stops early (| head) ends cat quietly with exit 0; a full disk behind > FILE is exit 6.',
+      ) as never,
   handler: async (argv) => {
     if (process.stdout.isTTY)
       throw new CairnError('ERR_INVALID_ARGUMENT', 'refusing to write a disk image to a terminal; redirect standard output');

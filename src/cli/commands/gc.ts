@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { childLogger } from '../../log/index.js';
 import { collectGarbage, DEFAULT_GC_GRACE_MS } from '../../store/gc.js';
 import { formatBytes } from '../../util/bytes.js';
+import { numberOption } from '../options.js';
 import { openRepoFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface GcArgs extends RepoArgs, JsonArgs {
@@ -15,11 +16,15 @@ export const gcCommand: CommandModule<object, GcArgs> = {
   builder: (yargs) =>
     withJsonOption(withRepoOption(yargs))
       .option('dry-run', { type: 'boolean', default: false, describe: 'only count what would be deleted' })
-      .option('grace-seconds', {
-        type: 'number',
-        default: DEFAULT_GC_GRACE_MS / 1000,
-        describe: 'keep chunks touched this long before the oldest running backup started',
-      }) as never,
+      .option(
+        'grace-seconds',
+        numberOption('grace-seconds', {
+          min: 0,
+          default: DEFAULT_GC_GRACE_MS / 1000,
+          describe: 'keep chunks touched this long before the oldest running backup started',
+        }),
+      )
+      .epilog('Exit codes: 4 another gc is running on this repository.') as never,
   handler: async (argv) => {
     const repo = await openRepoFromArgs(argv);
     const result = await collectGarbage(repo, {

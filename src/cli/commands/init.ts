@@ -2,11 +2,13 @@ import type { CommandModule } from 'yargs';
 import { Repository } from '../../store/repository.js';
 import { DEFAULT_CHUNK_SIZE } from '../../store/repository-config.js';
 import { resolveGroup } from '../../store/repository-access.js';
-import { formatBytes, parseSize } from '../../util/bytes.js';
+import { formatBytes, MiB } from '../../util/bytes.js';
+import { sizeOption } from '../options.js';
 import { printResult, resolveRepoPath, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface InitArgs extends RepoArgs, JsonArgs {
-  'chunk-size': string;
+  /** Bytes (sizeOption). */
+  'chunk-size': number;
   'shared-group'?: string;
 }
 
@@ -15,11 +17,14 @@ export const initCommand: CommandModule<object, InitArgs> = {
   describe: 'create a new, empty repository',
   builder: (yargs) =>
     withJsonOption(withRepoOption(yargs))
-      .option('chunk-size', {
-        type: 'string',
-        default: String(DEFAULT_CHUNK_SIZE),
-        describe: 'fixed chunk size, a power of two from 64KiB to 8MiB (default 1MiB)',
-      })
+      .option(
+        'chunk-size',
+        sizeOption('chunk-size', {
+          default: `${DEFAULT_CHUNK_SIZE / MiB}MiB`,
+          min: 1,
+          describe: 'fixed chunk size, a power of two from 64KiB to 8MiB',
+        }),
+      )
       .option('shared-group', {
         type: 'string',
         describe: 'let this group (name or GID) read the repository; without it only its owner can',
@@ -28,7 +33,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
     const root = resolveRepoPath(argv);
     const group = argv['shared-group'];
     const access = group !== undefined ? ({ mode: 'group', ...(await resolveGroup(group)) } as const) : ({ mode: 'private' } as const);
-    const repo = await Repository.init(root, parseSize(argv['chunk-size'], 'chunk size'), access);
+    const repo = await Repository.init(root, argv['chunk-size'], access);
     printResult(argv, { repo: root, id: repo.config.id, chunkSize: repo.chunkSize, access }, () => [
       `created repository ${root} (chunk size ${formatBytes(repo.chunkSize)}, ${group !== undefined ? `readable by group ${group}` : 'private to its owner'})`,
     ]);

@@ -10,6 +10,7 @@ import {
   type JsonArgs,
   type RepoArgs,
 } from '../context.js';
+import { pointJson, vmJson, type VmJson } from '../json-shapes.js';
 
 interface LsArgs extends RepoArgs, JsonArgs {
   url?: string;
@@ -26,11 +27,8 @@ export const lsCommand: CommandModule<object, LsArgs> = {
     if (url.vm === undefined) {
       // Counting points takes directory listings only: no manifest reads, and no catalog to load.
       const repo = await openRepoFromArgs(argv);
-      const vms: { vm: string; points: number; latest: string | undefined }[] = [];
-      for (const vm of await repo.listVms()) {
-        const ids = await repo.listPointIds(vm);
-        vms.push({ vm, points: ids.length, latest: ids[ids.length - 1] });
-      }
+      const vms: VmJson[] = [];
+      for (const vm of await repo.listVms()) vms.push(vmJson(vm, await repo.listPointIds(vm)));
       printResult(argv, vms, () => (vms.length === 0 ? ['(no VMs)'] : vms.map((v) => `${v.vm}\t${v.points} point(s)\tlatest ${v.latest}`)));
       return;
     }
@@ -38,7 +36,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
     const vm = url.vm;
     if (url.point === undefined) {
       const points = await catalog.listPoints(vm);
-      printResult(argv, points, () =>
+      printResult(argv, points.map(pointJson), () =>
         points.map(
           (p) =>
             `${p.id}\t${time(p.createdMs)}\t${p.disks.map((d) => `${d.name}:${formatBytes(d.size)}`).join(' ')}${p.parent ? `\tparent ${p.parent}` : ''}`,
@@ -47,7 +45,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       return;
     }
     const point = await catalog.getPoint(vm, url.point);
-    printResult(argv, point, () => [
+    printResult(argv, pointJson(point), () => [
       `point ${vm}/${point.id} created ${time(point.createdMs)}${point.parent ? `, parent ${point.parent}` : ''}${point.hasConfig ? ', with VM configuration' : ''}`,
       ...point.disks.map((d) => `${d.name}\t${formatBytes(d.size)}\tcairn://${vm}/${point.id}/${d.name}`),
     ]);

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { selectPrune, type KeepOptions } from '../../store/prune.js';
+import { numberOption } from '../options.js';
 import { openRepoFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface PruneArgs extends RepoArgs, JsonArgs {
@@ -21,14 +22,22 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   builder: (yargs) => {
     let y = withJsonOption(withRepoOption(yargs)).positional('vm', { type: 'string', describe: 'only this VM (default: every VM)' });
     for (const rule of RULES)
-      y = y.option(`keep-${rule}`, {
-        type: 'number',
-        describe:
-          rule === 'last'
-            ? 'keep the N newest points'
-            : `keep the newest point of each of the last N ${rule === 'daily' ? 'days' : rule.replace('ly', 's')}`,
-      });
-    return y.option('dry-run', { type: 'boolean', default: false, describe: 'only show what would be removed' }) as never;
+      y = y.option(
+        `keep-${rule}`,
+        numberOption(`keep-${rule}`, {
+          integer: true,
+          min: 0,
+          describe:
+            rule === 'last'
+              ? 'keep the N newest points'
+              : `keep the newest point of each of the last N ${rule === 'daily' ? 'days' : rule.replace('ly', 's')}`,
+        }),
+      );
+    return y
+      .option('dry-run', { type: 'boolean', default: false, describe: 'only show what would be removed' })
+      .epilog(
+        'Exit codes: 2 no --keep-* option above 0 (prune never removes every point), or a value that is not a whole number.',
+      ) as never;
   },
   handler: async (argv) => {
     const repo = await openRepoFromArgs(argv);

@@ -20,7 +20,10 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     withJsonOption(withRepoOption(yargs))
       .positional('url', { type: 'string', demandOption: true, describe: 'cairn://VM/POINT/DISK[/pN]' })
       .positional('dest', { type: 'string', demandOption: true, describe: 'file or block device' })
-      .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing file or device' }) as never,
+      .option('force', { type: 'boolean', default: false, describe: 'overwrite an existing file or device' })
+      .epilog(
+        'A file is written under a temporary name in its directory and renamed into place once complete, so on damage (exit 5), a full disk (exit 6) or an interrupt (exit 130) the destination is left as it was (the file needs room for both meanwhile). A block device is written in place: on damage the rest is still restored and the message names the byte ranges that were not (they keep the old data). Exit 2: the destination exists (no --force) or cannot be written; exit 3: its directory does not exist.',
+      ) as never,
   handler: async (argv) => {
     const catalog = await openCatalogFromArgs(argv, { cacheBytes: 32 * 1024 * 1024 });
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);

@@ -15,7 +15,8 @@ import { openUrlReader } from '../../restore/open-url.js';
 import { Namespace } from '../../restore/namespace/index.js';
 import { openCatalogFromArgs, withRepoOption, type RepoArgs } from '../context.js';
 import { nextTerminationSignal } from '../interrupt.js';
-import { startFuseMount } from './mount.js';
+import { numberOption } from '../options.js';
+import { cacheMibOption, loadFuse, startFuseMount } from './mount.js';
 
 interface ServeArgs extends RepoArgs {
   nbd: string[];
@@ -77,11 +78,19 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('mount', { type: 'string', describe: 'also mount every restore point read-only at this directory (FUSE)' })
       .option('allow-other', { type: 'boolean', default: false, describe: 'with --mount: let other users read the mount' })
       .option('listen-any', { type: 'boolean', default: false, describe: 'allow listening on addresses other than loopback' })
-      .option('cache-mib', { type: 'number', default: 256, describe: 'memory for decompressed chunks, shared by all clients, in MiB' })
-      .option('max-connections', { type: 'number', default: 256, describe: 'clients served at once; more are refused' }) as never,
+      .option('cache-mib', cacheMibOption('memory for decompressed chunks, shared by all clients, in MiB'))
+      .option(
+        'max-connections',
+        numberOption('max-connections', { integer: true, min: 1, default: 256, describe: 'clients served at once; more are refused' }),
+      )
+      .epilog(
+        'Exit codes: 0 after SIGINT/SIGTERM, once the requests in flight are answered; 8 --mount on a machine without FUSE (the message names the package to install). Without --mount, FUSE is not needed.',
+      ) as never,
   handler: async (argv) => {
+    // With --mount, a machine without FUSE hears so before anything listens.
+    if (argv.mount !== undefined) await loadFuse();
     // `npm start` on a fresh machine: the default repository is created on first use.
-    const catalog = await openCatalogFromArgs(argv, { cacheBytes: Math.max(16, argv.cacheMib) * 1024 * 1024, createDefault: true });
+    const catalog = await openCatalogFromArgs(argv, { cacheBytes: argv.cacheMib * 1024 * 1024, createDefault: true });
     const stop = nextTerminationSignal();
     const { server, bound } = await startNbdServer(catalog, {
       addresses: argv.nbd,
@@ -100,8 +109,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
             },
           )
         : undefined;
-    if (mount) childLogger('fuse').info({ dir: argv.mount }, 'serving restore points as files');
-    void mount?.ended.then(() => childLogger('fuse').warn({ dir: argv.mount }, 'the mount was unmounted from outside; NBD exports go on'));
+    if (mount) childLogger('fuse').info({ dir: mount.dir }, 'serving restore points as files');
+    void mount?.ended.then(() => childLogger('fuse').warn({ dir: mount.dir }, 'the mount was unmounted from outside; NBD exports go on'));
     const signal = await stop;
     log.info({ signal }, `${signal} received: answering in-flight requests, then stopping`);
     await Promise.all([server.close(), mount?.unmount()]);

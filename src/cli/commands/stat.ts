@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { parseCairnUrl, requireDiskUrl } from '../../url/cairn-url.js';
 import { formatBytes } from '../../util/bytes.js';
 import { isHoleSlot, referencedDigests } from '../../store/disk-index.js';
+import { diskJson, isoTime } from '../json-shapes.js';
 import { openCatalogFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface StatArgs extends RepoArgs, JsonArgs {
@@ -25,11 +26,7 @@ export const statCommand: CommandModule<object, StatArgs> = {
     let dataChunks = 0;
     for (let i = 0; i < index.digests.length; i++) if (!isHoleSlot(index, i)) dataChunks++;
     const info = {
-      url: `cairn://${url.vm}/${manifest.id}/${url.disk}`,
-      vm: url.vm,
-      point: manifest.id,
-      disk: url.disk,
-      size: index.diskSize,
+      ...diskJson(url.vm, manifest.id, { name: url.disk, size: index.diskSize }),
       chunkSize: index.chunkSize,
       chunks: index.digests.length,
       dataChunks,
@@ -37,7 +34,7 @@ export const statCommand: CommandModule<object, StatArgs> = {
       patchedChunks: index.patches?.size ?? 0,
       distinctChunks: distinct.size,
       storedBytes,
-      created: new Date(manifest.createdMs).toISOString(),
+      created: isoTime(manifest.createdMs),
       parent: manifest.parent ?? null,
       source: manifest.source,
     };

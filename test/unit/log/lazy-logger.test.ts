@@ -6,9 +6,14 @@ import { lazyLogger } from '../../../src/log/lazy-logger.js';
 /** A lazy logger over a real pino root that writes JSON lines into `lines`; `created` counts roots made. */
 function harness(level: LevelWithSilent) {
   const lines: Record<string, unknown>[] = [];
+  /** The lines as pino wrote them: JSON.parse would keep only the last of a repeated key. */
+  const written: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        written.push(line);
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
       done();
     },
   });
@@ -17,7 +22,7 @@ function harness(level: LevelWithSilent) {
     state.created++;
     return pino({ level: rootLevel, base: undefined }, sink);
   }, level);
-  return { logger, lines, state };
+  return { logger, lines, written, state };
 }
 
 describe('lazyLogger', () => {
@@ -70,5 +75,24 @@ describe('lazyLogger', () => {
     logger.fatal('nothing');
     expect(state.created).toBe(0);
     expect(lines).toEqual([]);
+  });
+
+  it('never writes a key twice: children and log calls drop what is already bound to the same value', () => {
+    const { logger, lines, written } = harness('info');
+    const backup = logger.child({ component: 'backup', vm: 'web' });
+    backup.warn({ vm: 'web', holder: 42 }, 'taking over');
+    const fuse = logger.child({ component: 'fuse', dir: '/mnt' }).child({ dir: '/mnt', conn: 1 });
+    fuse.info({ dir: '/mnt' }, 'mounted');
+    // Once pino is loaded, new children still drop repeated bindings.
+    fuse.child({ conn: 1, op: 'read' }).info('read');
+    expect(lines).toMatchObject([
+      { component: 'backup', vm: 'web', holder: 42, msg: 'taking over' },
+      { component: 'fuse', dir: '/mnt', conn: 1, msg: 'mounted' },
+      { component: 'fuse', dir: '/mnt', conn: 1, op: 'read', msg: 'read' },
+    ]);
+    for (const line of written) {
+      const keys = [...line.matchAll(/"([a-z]+)":/g)].map((m) => m[1]);
+      expect(new Set(keys).size).toBe(keys.length);
+    }
   });
 });
