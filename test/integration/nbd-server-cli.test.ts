@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -245,8 +245,9 @@ describe('cairn serve (process)', () => {
       `cairn: cannot listen on ${taken}: the address is already in use (another server is listening there)`,
     ]);
 
-    // As nobody, in a directory only root may write to (the repository itself is readable to all).
+    // As nobody, in a directory only root may write to; repositories are private, so open this one to all.
     chmodSync(dir, 0o755);
+    execFileSync('chmod', ['-R', 'a+rX', repo]);
     const privateDir = join(dir, 'private');
     mkdirSync(privateDir, { mode: 0o700 });
     const denied = await serveOnce(

@@ -11,19 +11,40 @@ import {
   type RepoArgs,
 } from '../context.js';
 import { pointJson, vmJson, type VmJson } from '../json-shapes.js';
+import { Namespace } from '../../restore/namespace/index.js';
+import { listUnder, listingEntry, listingLine, type ListingJson } from '../namespace-listing.js';
+import { JsonArrayWriter, writeOut } from '../output.js';
 
 interface LsArgs extends RepoArgs, JsonArgs {
   url?: string;
+  long: boolean;
+  recursive: boolean;
 }
 
 const time = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
 export const lsCommand: CommandModule<object, LsArgs> = {
   command: 'ls [url]',
-  describe: 'list VMs, the points of a VM (cairn://VM) or the disks of a point (cairn://VM/POINT)',
-  builder: (yargs) => withJsonOption(withRepoOption(yargs)).positional('url', { type: 'string', describe: 'cairn://VM[/POINT]' }) as never,
+  describe:
+    "list VMs, a VM's points, a point's disks, what a disk holds (partitions, LVM, a filesystem) or a directory inside a guest filesystem",
+  builder: (yargs) =>
+    withJsonOption(withRepoOption(yargs))
+      .positional('url', { type: 'string', describe: 'cairn://VM[/POINT[/DISK[/VOLUME][/PATH]]]' })
+      .option('long', {
+        alias: 'l',
+        type: 'boolean',
+        default: false,
+        describe: 'type, mode, owner, size, mtime and link target of each entry',
+      })
+      .option('recursive', { alias: 'R', type: 'boolean', default: false, describe: 'list everything below, depth-first' })
+      .example('$0 ls -l cairn://web/latest/sda/p1/etc/nginx', 'a directory inside the guest')
+      .example('$0 ls cairn://web/latest/sda', "the disk's partitions and LVM volume groups") as never,
   handler: async (argv) => {
     const url = argv.url !== undefined ? parseCairnUrl(argv.url) : {};
+    if (url.disk !== undefined) {
+      await listBelowDisk(argv, [url.vm!, url.point!, url.disk, ...(url.rest ?? [])]);
+      return;
+    }
     if (url.vm === undefined) {
       // Counting points takes directory listings only: no manifest reads, and no catalog to load.
       const repo = await openRepoFromArgs(argv);
@@ -51,3 +72,24 @@ export const lsCommand: CommandModule<object, LsArgs> = {
     ]);
   },
 };
+
+/** `ls` of a disk, a volume or a path inside a guest: one line (or JSON element) per entry, streamed. */
+async function listBelowDisk(argv: LsArgs, segments: string[]): Promise<void> {
+  const namespace = new Namespace(await openCatalogFromArgs(argv));
+  const node = await namespace.resolve(segments);
+  // URLs in the output name the point by its id, so they stay valid after newer points.
+  if ('point' in node && typeof node.point === 'object') segments[1] = node.point.id;
+  // A file (or symlink) lists as itself, as ls does.
+  const single = node.kind === 'guest' && node.stat.type !== 'dir' ? await listingEntry(namespace, node, segments) : undefined;
+  const json = argv.json ? new JsonArrayWriter() : undefined;
+  const entries = single ? one(single) : listUnder(namespace, node, segments, argv.recursive);
+  for await (const [path, entry] of entries) {
+    if (json) await json.add(entry);
+    else await writeOut(listingLine(entry, argv.long, argv.recursive ? path : entry.name) + '\n');
+  }
+  await json?.end();
+}
+
+async function* one(entry: ListingJson): AsyncGenerator<[string, ListingJson]> {
+  yield [entry.name, entry];
+}

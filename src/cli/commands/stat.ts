@@ -4,6 +4,7 @@ import { parseCairnUrl, requireDiskUrl } from '../../url/cairn-url.js';
 import { formatBytes } from '../../util/bytes.js';
 import { isHoleSlot, referencedDigests } from '../../store/disk-index.js';
 import { diskJson, isoTime } from '../json-shapes.js';
+import { statBelowDisk } from '../stat-guest.js';
 import { openCatalogFromArgs, printResult, withJsonOption, withRepoOption, type JsonArgs, type RepoArgs } from '../context.js';
 
 interface StatArgs extends RepoArgs, JsonArgs {
@@ -12,11 +13,16 @@ interface StatArgs extends RepoArgs, JsonArgs {
 
 export const statCommand: CommandModule<object, StatArgs> = {
   command: 'stat <url>',
-  describe: 'show size, stored bytes, chunk count and parent of a disk (cairn://VM/POINT/DISK)',
+  describe:
+    'show size, stored bytes, chunk count and parent of a disk (cairn://VM/POINT/DISK); of a volume or a file inside a guest (cairn://VM/POINT/DISK/VOLUME/PATH) its type, size, mode, owner and times',
   builder: (yargs) => withJsonOption(withRepoOption(yargs)).positional('url', { type: 'string', demandOption: true }) as never,
   handler: async (argv) => {
     const catalog = await openCatalogFromArgs(argv);
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
+    if (url.rest !== undefined) {
+      await statBelowDisk(argv, catalog, [url.vm, url.point, url.disk, ...url.rest]);
+      return;
+    }
     const { manifest, index } = await catalog.diskIndex(url.vm, url.point, url.disk);
     const distinct = referencedDigests(index);
     let storedBytes = 0;

@@ -139,7 +139,8 @@ export class Namespace {
     try {
       return await this.catalog.listPoints(vm);
     } catch (err) {
-      if (isCairnError(err, 'ERR_NOT_FOUND')) throw notFound(path, `no VM '${vm}' in this repository`);
+      // The catalog's own message says it best ("VM 'x' has no restore points"); only the path is added.
+      if (isCairnError(err, 'ERR_NOT_FOUND')) err.context.path ??= path.join('/');
       throw err;
     }
   }
