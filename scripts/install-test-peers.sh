@@ -18,3 +18,6 @@ fi
 modprobe fuse 2>/dev/null || true
 modprobe loop 2>/dev/null || true
 [ -e /dev/fuse ] || { echo "install-test-peers: /dev/fuse is missing" >&2; exit 1; }
+# Debian's udev rule (fuse3) gives /dev/fuse mode 0666 so that users mount with fusermount; machines
+# without udev (containers, this CI) leave it 0600, and the unprivileged-user tests need the rule's mode.
+chmod 0666 /dev/fuse

@@ -20,7 +20,7 @@ export async function openUrlReader(namespace: Namespace, url: CairnUrl, options
       url: path,
     });
   }
-  const node = await namespace.resolve([url.vm, url.point, url.disk, ...(url.rest ?? [])]);
+  const node = await namespace.resolve([url.vm, url.point, url.disk, ...(url.rest ?? [])], { followLast: options.files === true });
   if (node.kind === 'volume') return node.volume.open();
   if (node.kind === 'guest' && options.files) {
     if (node.stat.type !== 'file') {

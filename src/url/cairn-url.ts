@@ -12,6 +12,12 @@ export interface CairnUrl {
   point?: string;
   disk?: string;
   rest?: string[];
+  /**
+   * The URL ends with '/': a volume then stands for the root directory of its filesystem rather
+   * than its raw image (`cairn restore cairn://vm/latest/sda/p1/ DIR` restores files, without the
+   * slash the partition image).
+   */
+  directory?: boolean;
   /** 1-based partition number when `rest` starts with `p1`, `p2`, … (kept for the image paths that only know partitions). */
   partition?: number;
   /** The segments after the partition, joined by '/'. */
@@ -59,6 +65,7 @@ export function parseCairnUrl(text: string, options: ParseOptions = {}): CairnUr
   }
   const [vm, point, disk, ...rest] = parts;
   const url: CairnUrl = {};
+  if (path.endsWith('/') && disk !== undefined) url.directory = true;
   if (vm !== undefined) {
     assertValidName('VM', vm);
     url.vm = vm;

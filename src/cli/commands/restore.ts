@@ -20,7 +20,11 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
   describe: 'restore a disk or volume to a file (sparse) or a block device, or a file or directory tree from inside a guest',
   builder: (yargs) =>
     withJsonOption(withRepoOption(yargs))
-      .positional('url', { type: 'string', demandOption: true, describe: 'cairn://VM/POINT/DISK[/VOLUME][/PATH]' })
+      .positional('url', {
+        type: 'string',
+        demandOption: true,
+        describe: 'cairn://VM/POINT/DISK[/VOLUME][/PATH]; a volume with a trailing slash (…/p1/) restores its files',
+      })
       .positional('dest', {
         type: 'string',
         demandOption: true,
@@ -38,7 +42,9 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     const catalog = await openCatalogFromArgs(argv, { cacheBytes: 32 * 1024 * 1024 });
     const url = requireDiskUrl(parseCairnUrl(argv.url), argv.url);
     const namespace = new Namespace(catalog);
-    const node = await namespace.resolve([url.vm, url.point, url.disk, ...(url.rest ?? [])]);
+    const resolved = await namespace.resolve([url.vm, url.point, url.disk, ...(url.rest ?? [])], { followLast: true });
+    // `…/p1/` (a trailing slash) is the filesystem's root directory; `…/p1` the partition's image.
+    const node = url.directory ? await namespace.rootDirectory(resolved) : resolved;
     if (node.kind === 'guest') {
       await restoreFromGuest(argv, namespace, node);
       return;

@@ -36,6 +36,7 @@ export interface TreeRestoreResult {
 
 const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, Buffer.from('/'), name]);
 const seconds = (ns: bigint): number => Number(ns) / 1e9;
+let tempCounter = 0;
 
 /**
  * Restores a guest file or directory tree to `dest`: contents (sparse files stay sparse), modes,
@@ -59,7 +60,13 @@ export async function restoreGuestTree(
     destRoot = join(destRoot, unescapeGuestName(last));
   }
   const report = () => options.progress?.(result.bytes, options.totalBytes ?? 0);
-  for await (const { node, relative, event } of walkGuestTree(namespace, start)) {
+  // A directory whose listing is damaged is named like a damaged file, and the rest goes on.
+  const onError = (relative: readonly string[], err: unknown): boolean => {
+    if (!isDamage(err)) return false;
+    result.damaged.push({ path: `${start.volume.label}/${[...start.path, ...relative].join('/')}`, message: (err as Error).message });
+    return true;
+  };
+  for await (const { node, relative, event } of walkGuestTree(namespace, start, { onError })) {
     options.signal?.throwIfAborted();
     const target = relative.reduce<Buffer>((path, name) => join(path, unescapeGuestName(name)), destRoot);
     const shown = `${start.volume.label}/${node.path.join('/')}`;
@@ -148,7 +155,12 @@ async function finishAttributes(path: Buffer, stat: GuestStat, options: TreeRest
 
 /** Writes one file's data extents (holes stay holes) under a temporary name, then renames it into place. */
 async function restoreFile(node: GuestNode, target: Buffer, options: TreeRestoreOptions, onBytes: (bytes: number) => void): Promise<void> {
-  const temp = Buffer.concat([target, Buffer.from(`.cairn-partial-${process.pid}`)]);
+  // Beside the target (the same filesystem, so the rename is atomic), under a short name: the
+  // target's own name may already be as long as a name can be.
+  const temp = Buffer.concat([
+    target.subarray(0, target.lastIndexOf(0x2f) + 1),
+    Buffer.from(`.cairn-partial-${process.pid}-${++tempCounter}`),
+  ]);
   const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   let ok = false;
   try {

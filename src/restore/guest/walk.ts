@@ -18,7 +18,15 @@ export interface WalkEntry {
  * more than one open listing per level. A directory that contains one of its own ancestors (a
  * looped, damaged filesystem) is an error naming it, as is a tree deeper than MAX_DEPTH.
  */
-export async function* walkGuestTree(namespace: Namespace, start: GuestNode): AsyncGenerator<WalkEntry> {
+export interface WalkOptions {
+  /**
+   * Called when a directory cannot be listed or an entry not read (damaged data, say), with the
+   * escaped path of what failed. Returning true skips it and walks on; otherwise the walk fails.
+   */
+  onError?: (relative: readonly string[], err: unknown) => boolean;
+}
+
+export async function* walkGuestTree(namespace: Namespace, start: GuestNode, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
   if (start.stat.type !== 'dir') {
     yield { node: start, relative: [], event: 'file' };
     return;
@@ -36,11 +44,22 @@ export async function* walkGuestTree(namespace: Namespace, start: GuestNode): As
     }
     ancestors.add(dir.id);
     yield { node: dir, relative, event: 'enter' };
-    for await (const entry of namespace.list(dir)) {
-      const child = (await entry.resolve()) as GuestNode;
-      const childRelative = [...relative, entry.name];
-      if (child.stat.type === 'dir') yield* visit(child, childRelative);
-      else yield { node: child, relative: childRelative, event: 'file' };
+    try {
+      for await (const entry of namespace.list(dir)) {
+        const childRelative = [...relative, entry.name];
+        let child: GuestNode;
+        try {
+          child = (await entry.resolve()) as GuestNode;
+        } catch (err) {
+          if (options.onError?.(childRelative, err)) continue;
+          throw err;
+        }
+        if (child.stat.type === 'dir') yield* visit(child, childRelative);
+        else yield { node: child, relative: childRelative, event: 'file' };
+      }
+    } catch (err) {
+      // The listing itself failed: what was listed before stays, the rest of this directory is skipped.
+      if (!options.onError?.(relative, err)) throw err;
     }
     yield { node: dir, relative, event: 'leave' };
     ancestors.delete(dir.id);

@@ -13,6 +13,11 @@ const MAX_SYMLINK_HOPS = 40;
 /** Restore points whose volumes and filesystems stay open (each filesystem keeps its metadata cache). */
 const OPEN_POINTS = 4;
 
+export interface ResolveOptions {
+  /** Follow a symlink in the last segment too (cat, restore), not only in the middle (ls, stat). */
+  followLast?: boolean;
+}
+
 export interface NamespaceOptions {
   /** Metadata cache of each opened guest filesystem (default 8 MiB). */
   metadataCacheBytes?: number;
@@ -64,15 +69,20 @@ export class Namespace {
    * followed when more segments come after them (absolute targets from the volume's root, as in a
    * chroot); the last segment is not followed (as lstat).
    */
-  async resolve(segments: readonly string[]): Promise<NamespaceNode> {
-    return this.resolveFrom({ kind: 'root' }, [], segments);
+  async resolve(segments: readonly string[], options: ResolveOptions = {}): Promise<NamespaceNode> {
+    return this.resolveFrom({ kind: 'root' }, [], segments, options);
   }
 
   /**
    * Resolves `segments` below `start`, which `startPath` names (so that callers walking many
    * siblings, such as every point of a VM, resolve the common part once).
    */
-  async resolveFrom(start: NamespaceNode, startPath: readonly string[], segments: readonly string[]): Promise<NamespaceNode> {
+  async resolveFrom(
+    start: NamespaceNode,
+    startPath: readonly string[],
+    segments: readonly string[],
+    options: ResolveOptions = {},
+  ): Promise<NamespaceNode> {
     let node = start;
     const pending = [...segments];
     const walked = [...startPath];
@@ -81,7 +91,7 @@ export class Namespace {
       const segment = pending.shift()!;
       walked.push(segment);
       node = await this.child(node, segment, walked);
-      if (node.kind === 'guest' && node.stat.type === 'symlink' && pending.length > 0) {
+      if (node.kind === 'guest' && node.stat.type === 'symlink' && (pending.length > 0 || options.followLast)) {
         if (++hops > MAX_SYMLINK_HOPS) throw notFound(walked, 'too many levels of symbolic links');
         const target = splitGuestPath(await node.fs.readlink(node.id));
         const inside = normalize([...(target.absolute ? [] : node.path.slice(0, -1)), ...target.segments]);
@@ -89,10 +99,20 @@ export class Namespace {
         pending.unshift(...inside);
         walked.length = 0;
         walked.push(...volumePath);
-        node = await this.resolve(volumePath);
+        // A link to the volume's root lands on the root directory, not on the volume's image.
+        node = await this.rootDirectory(await this.resolve(volumePath));
       }
     }
     return node;
+  }
+
+  /** The root directory of a volume's filesystem, for a volume that holds one; any other node as it is. */
+  async rootDirectory(node: NamespaceNode): Promise<NamespaceNode> {
+    if (node.kind !== 'volume') return node;
+    const content = await this.pointView(node.point).content(node.volume);
+    if (content.kind !== 'filesystem') return node;
+    const fs = content.fs;
+    return { kind: 'guest', point: node.point, volume: node.volume, fs, id: fs.rootId, stat: await fs.stat(fs.rootId), path: [] };
   }
 
   /** One step down from `parent`; `path` (segments so far, the new one last) only names things in errors. */
