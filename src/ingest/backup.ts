@@ -91,6 +91,10 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       const results: BackupDiskResult[] = [];
       for (const disk of request.disks) {
         const baseDisk = await baseDiskFor(request, base, disk);
+        if (disk.source.checkBase) {
+          const recorded = baseDisk && base ? base.disks.find((d) => d.name === disk.name) : undefined;
+          disk.source.checkBase(recorded && base ? { point: base.id, ...(recorded.origin ? { origin: recorded.origin } : {}) } : undefined);
+        }
         if (disk.changedBlocks && disk.source.size !== undefined)
           assertBitmapCovers(disk.changedBlocks, Math.min(disk.source.size, baseDisk?.size ?? 0), disk.name);
         request.logger?.debug({ disk: disk.name, source: disk.source.description }, 'backing up disk');
@@ -108,7 +112,12 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
           ...(request.signal ? { signal: request.signal } : {}),
           onProgress: (bytesDone) => request.onProgress?.({ disk: disk.name, bytesDone, bytesTotal: disk.source.size }),
         });
-        await draft.addDisk(disk.name, index, { bytesRead: stats.bytesRead, bytesStored: stats.bytesStored, dataChunks: stats.dataChunks });
+        await draft.addDisk(disk.name, index, {
+          bytesRead: stats.bytesRead,
+          bytesStored: stats.bytesStored,
+          dataChunks: stats.dataChunks,
+          ...(disk.source.origin ? { origin: disk.source.origin } : {}),
+        });
         results.push({ name: disk.name, size: index.diskSize, ...stats });
       }
       if (request.config) await draft.setConfig(request.config);

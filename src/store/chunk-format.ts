@@ -57,6 +57,14 @@ const ZSTD_LEVEL = 3;
 /** Keep the compressed form only when it saves at least this fraction. */
 const MIN_SAVING = 1 / 32;
 
+/**
+ * Decodes one zstd frame for another layer (qcow2's zstd-compressed clusters): the package lives here
+ * only. The caller checks the frame's declared content size first, so the binding's output is bounded.
+ */
+export function zstdDecompress(frame: Buffer): Promise<Buffer> {
+  return zstd.decompress(frame);
+}
+
 export function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }

@@ -9,6 +9,7 @@ import { openSource } from '../../ingest/open-source.js';
 import { BITMAP_MODES, type BitmapMode } from '../../ingest/bitmap-mode.js';
 import type { NbdSourceOptions } from '../../ingest/nbd-source.js';
 import { isNbdUri } from '../../formats/nbd-uri.js';
+import { IMAGE_FORMATS, type ImageFormat } from '../../formats/image-format.js';
 import type { Argv } from 'yargs';
 import { childLogger } from '../../log/index.js';
 import { assertValidName } from '../../url/cairn-url.js';
@@ -24,6 +25,7 @@ interface BackupArgs extends RepoArgs, JsonArgs, NbdArgs {
   base?: string;
   'changed-blocks'?: string[];
   'block-size': string;
+  format?: string[];
 }
 
 /** Splits `NAME=VALUE` as --disk and --changed-blocks take it. */
@@ -138,7 +140,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         type: 'string',
         array: true,
         demandOption: true,
-        describe: 'NAME=SOURCE: a file, a block device, - (stdin) or an nbd:// URI; repeatable',
+        describe: 'NAME=SOURCE: a file (raw, qcow2, VHD, rbd diff or export), a block device, - (stdin) or an nbd:// URI; repeatable',
       })
       .option('config', { type: 'string', describe: 'VM configuration file to store with the point' })
       .option('base', { type: 'string', describe: 'incremental: latest or a point id to take unchanged data from' })
@@ -148,7 +150,17 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         describe: 'NAME=FILE: changed-block bitmap (base64 or raw, as Xen CBT gives it); needs --base',
       })
       .option('block-size', { type: 'string', default: '64KiB', describe: 'block size of one bitmap bit' })
+      .option('format', {
+        type: 'string',
+        array: true,
+        describe: `source format, detected by its magic when absent: ${IMAGE_FORMATS.join(', ')} ([DISK=]FORMAT)`,
+      })
       .example('$0 backup --vm web --disk sda=/dev/vg/web-snap', 'full backup of a block device')
+      .example(
+        '$0 backup --vm web --disk vda=disk.0.1 --base latest',
+        'incremental from a qcow2 overlay whose backing file is the last image',
+      )
+      .example('rbd export-diff --from-snap s1 rbd/web@s2 - | $0 backup --vm web --disk vda=-', 'an rbd diff onto the point made up to s1')
       .example(
         '$0 backup --vm web --disk sda=web.raw --base latest --changed-blocks sda=cbt.b64',
         'incremental with a Xen CBT bitmap',
@@ -173,7 +185,15 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const [name, sourceSpec] = splitAssignment(spec, 'disk');
         const changedBlocks = bitmaps.get(name);
         const nbd = isNbdUri(sourceSpec) ? nbdSourceOptions(argv, name) : undefined;
-        const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
+        const format = perDisk(argv.format, name, 'format');
+        if (format !== undefined && !(IMAGE_FORMATS as readonly string[]).includes(format)) {
+          throw new CairnError('ERR_INVALID_ARGUMENT', `--format must be one of ${IMAGE_FORMATS.join(', ')}, got '${format}'`);
+        }
+        const source = await openSource(sourceSpec, {
+          stdin: process.stdin,
+          ...(nbd ? { nbd } : {}),
+          ...(format !== undefined ? { format: format as ImageFormat } : {}),
+        });
         disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
         if (nbd?.discardAfterRead && !source.wantsAcknowledgement) {
           log.warn(
@@ -188,6 +208,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           );
         }
       }
+      // A diff that holds only changes (rbd export-diff --from-snap) applies onto the latest point by default.
+      const effectiveBase = base ?? (disks.some((d) => d.source.needsBase) ? 'latest' : undefined);
       for (const name of bitmaps.keys()) {
         if (!disks.some((d) => d.name === name))
           throw new CairnError('ERR_INVALID_ARGUMENT', `--changed-blocks names disk '${name}' that no --disk gives`);
@@ -198,7 +220,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           repo,
           vm: argv.vm,
           disks,
-          ...(base !== undefined ? { base } : {}),
+          ...(effectiveBase !== undefined ? { base: effectiveBase } : {}),
           ...(config ? { config } : {}),
           logger: log,
           signal,

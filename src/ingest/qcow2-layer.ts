@@ -1,0 +1,279 @@
+import { promisify } from 'node:util';
+import { constants as zlibConstants, inflateRaw } from 'node:zlib';
+import { CairnError } from '../core/errors.js';
+import {
+  l1EntryOffset,
+  l2Entry,
+  parseQcow2Extensions,
+  parseQcow2Header,
+  qcow2BackingName,
+  QCOW2,
+  type Qcow2Header,
+  type Qcow2Mapping,
+} from '../formats/qcow2-layout.js';
+import { outlineZstdFrame } from '../formats/zstd-frame.js';
+import { zstdDecompress } from '../store/chunk-format.js';
+import type { DiskOrigin } from '../store/manifest.js';
+import { ImageFile } from './image-file.js';
+import type { ChainContext, ImageLayer, LayerPiece } from './image-layer.js';
+
+const inflateRawAsync = promisify(inflateRaw);
+
+/** L1 entries loaded at a time (32 KiB): the L1 table is never held whole. */
+const L1_WINDOW_ENTRIES = 4096;
+/** L2 tables kept (at most 4 clusters): the walk is sequential, so the current one is enough. */
+const L2_CACHE_TABLES = 4;
+
+/** Virtual sizes above this are refused: a hostile header must not make the writer size an index by it. */
+export const MAX_IMAGE_SIZE = 64 * 1024 ** 4;
+
+/** One qcow2 image file: its header, a window of its L1 table and the last few L2 tables. */
+export class Qcow2Layer implements ImageLayer {
+  private l1Window: { first: number; table: Buffer } | undefined;
+  private readonly l2Cache = new Map<number, Buffer>();
+  private lastCompressed: { hostOffset: number; data: Promise<Buffer> } | undefined;
+  private parent: Promise<ImageLayer> | undefined;
+  private parentLayer: ImageLayer | undefined;
+
+  private constructor(
+    private readonly file: ImageFile,
+    readonly header: Qcow2Header,
+    readonly backingFile: string | undefined,
+    readonly backingFormat: string | undefined,
+    private readonly chain: ChainContext,
+  ) {}
+
+  static async open(file: ImageFile, chain: ChainContext): Promise<Qcow2Layer> {
+    const head = await file.read(0, Math.min(file.size, 4096), 'qcow2 header');
+    let header = parseQcow2Header(head, file.size);
+    // Extensions and the backing file name live anywhere in the first cluster.
+    const first =
+      header.clusterSize > head.length && file.size > head.length
+        ? await file.read(0, Math.min(file.size, header.clusterSize), 'qcow2 header cluster')
+        : head;
+    header = parseQcow2Header(first, file.size);
+    if (header.size > MAX_IMAGE_SIZE) {
+      throw new CairnError('ERR_UNSUPPORTED', `qcow2: virtual size ${header.size} exceeds Cairn's limit of 64 TiB`, { file: file.path });
+    }
+    const extensions = parseQcow2Extensions(first, header);
+    return new Qcow2Layer(file, header, qcow2BackingName(first, header), extensions.backingFormat, chain);
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  get size(): number {
+    return this.header.size;
+  }
+
+  get hasParent(): boolean {
+    return this.backingFile !== undefined;
+  }
+
+  get bytesRead(): number {
+    return this.file.bytesRead + (this.parentLayer?.bytesRead ?? 0);
+  }
+
+  get description(): string {
+    const h = this.header;
+    const features = [
+      `${h.clusterSize / 1024} KiB clusters`,
+      ...(h.extendedL2 ? ['extended L2'] : []),
+      ...(h.compression !== 'zlib' ? [`${h.compression} compression`] : []),
+      ...(h.corrupt ? ['marked corrupt'] : []),
+    ];
+    return `qcow2 v${h.version} (${features.join(', ')}) ${this.file.path}`;
+  }
+
+  get origin(): DiskOrigin {
+    return { format: 'qcow2', description: this.description, ...(this.backingFile !== undefined ? { parent: this.backingFile } : {}) };
+  }
+
+  openParent(): Promise<ImageLayer> {
+    if (this.backingFile === undefined) throw new Error('qcow2 layer without a backing file asked for its parent');
+    this.parent ??= this.chain.openBacking(this.file.path, this.backingFile, this.backingFormat, this.chain).then((layer) => {
+      this.parentLayer = layer;
+      return layer;
+    });
+    return this.parent;
+  }
+
+  private async l1Entry(index: number): Promise<number> {
+    if (!this.l1Window || index < this.l1Window.first || index >= this.l1Window.first + L1_WINDOW_ENTRIES) {
+      const first = index - (index % L1_WINDOW_ENTRIES);
+      const count = Math.min(L1_WINDOW_ENTRIES, this.header.l1Size - first);
+      const table = await this.file.read(this.header.l1TableOffset + first * 8, count * 8, 'qcow2 L1 table');
+      this.l1Window = { first, table };
+    }
+    return l1EntryOffset(this.l1Window.table, index - this.l1Window.first, this.header.clusterSize);
+  }
+
+  private async l2Table(offset: number): Promise<Buffer> {
+    const cached = this.l2Cache.get(offset);
+    if (cached) return cached;
+    const table = await this.file.read(offset, this.header.clusterSize, 'qcow2 L2 table');
+    if (this.l2Cache.size >= L2_CACHE_TABLES) this.l2Cache.delete(this.l2Cache.keys().next().value!);
+    this.l2Cache.set(offset, table);
+    return table;
+  }
+
+  async map(offset: number, length: number): Promise<LayerPiece[]> {
+    const { clusterSize, l2Entries } = this.header;
+    const pieces: LayerPiece[] = [];
+    const end = offset + length;
+    const unallocated = this.backingFile !== undefined ? 'parent' : 'zero';
+    let cluster = Math.floor(offset / clusterSize);
+    while (cluster * clusterSize < end) {
+      const l1Index = Math.floor(cluster / l2Entries);
+      const l2Offset = await this.l1Entry(l1Index);
+      const tableEnd = (l1Index + 1) * l2Entries;
+      if (l2Offset === 0) {
+        this.add(pieces, unallocated, cluster * clusterSize, tableEnd * clusterSize, offset, end);
+        cluster = tableEnd;
+        continue;
+      }
+      const table = await this.l2Table(l2Offset);
+      for (; cluster < tableEnd && cluster * clusterSize < end; cluster++) {
+        this.addMapping(
+          pieces,
+          l2Entry(table, cluster - l1Index * l2Entries, this.header),
+          cluster * clusterSize,
+          offset,
+          end,
+          unallocated,
+        );
+      }
+    }
+    return pieces;
+  }
+
+  private addMapping(
+    pieces: LayerPiece[],
+    mapping: Qcow2Mapping,
+    at: number,
+    from: number,
+    to: number,
+    unallocated: 'parent' | 'zero',
+  ): void {
+    const { clusterSize } = this.header;
+    switch (mapping.kind) {
+      case 'unallocated':
+        return this.add(pieces, unallocated, at, at + clusterSize, from, to);
+      case 'zero':
+        return this.add(pieces, 'zero', at, at + clusterSize, from, to);
+      case 'data':
+        return this.addData(pieces, at, at + clusterSize, mapping.hostOffset, from, to);
+      case 'compressed':
+        return this.addCompressed(pieces, at, mapping.hostOffset, mapping.compressedLength, from, to);
+      case 'subclusters': {
+        const sub = clusterSize / QCOW2.SUBCLUSTERS;
+        for (let n = 0; n < QCOW2.SUBCLUSTERS; n++) {
+          const start = at + n * sub;
+          if ((mapping.allocated >>> n) & 1) this.addData(pieces, start, start + sub, mapping.hostOffset + n * sub, from, to);
+          else this.add(pieces, (mapping.zero >>> n) & 1 ? 'zero' : unallocated, start, start + sub, from, to);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Appends a zero or parent range clipped to [from, to), merged with the previous piece when alike. */
+  private add(pieces: LayerPiece[], kind: 'zero' | 'parent', start: number, end: number, from: number, to: number): void {
+    const s = Math.max(start, from);
+    const e = Math.min(end, to);
+    if (e <= s) return;
+    const last = pieces[pieces.length - 1];
+    if (last && last.kind === kind && last.offset + last.length === s) last.length += e - s;
+    else pieces.push({ kind, offset: s, length: e - s });
+  }
+
+  /** Appends stored data; a run of clusters stored back to back in the file becomes one read. */
+  private addData(pieces: LayerPiece[], start: number, end: number, hostOffset: number, from: number, to: number): void {
+    const s = Math.max(start, from);
+    const e = Math.min(end, to);
+    if (e <= s) return;
+    const host = hostOffset + (s - start);
+    // Checked now, so a table pointing past the end fails before any data is read.
+    this.file.checkRange(host, e - s, 'qcow2 data cluster');
+    const last = pieces[pieces.length - 1] as (LayerPiece & { host?: number }) | undefined;
+    if (last && last.kind === 'data' && last.host !== undefined && last.offset + last.length === s && last.host + last.length === host) {
+      last.length += e - s;
+      return;
+    }
+    const piece = {
+      kind: 'data' as const,
+      offset: s,
+      length: e - s,
+      host,
+      read: (target: Buffer, targetOffset: number, skip: number, count: number) =>
+        this.file.readInto(target, targetOffset, host + skip, count, 'qcow2 data cluster'),
+    };
+    pieces.push(piece);
+  }
+
+  private addCompressed(pieces: LayerPiece[], start: number, hostOffset: number, compressedLength: number, from: number, to: number): void {
+    const s = Math.max(start, from);
+    const e = Math.min(start + this.header.clusterSize, to);
+    if (e <= s) return;
+    if (hostOffset >= this.file.size) this.file.checkRange(hostOffset, compressedLength, 'qcow2 compressed cluster');
+    pieces.push({
+      kind: 'data',
+      offset: s,
+      length: e - s,
+      read: async (target, targetOffset, skip, count) => {
+        const plain = await this.decompressed(hostOffset, compressedLength);
+        plain.copy(target, targetOffset, s - start + skip, s - start + skip + count);
+      },
+    });
+  }
+
+  /** One compressed cluster decoded; the last one is kept, as a 2 MiB cluster may feed two chunks. */
+  private decompressed(hostOffset: number, compressedLength: number): Promise<Buffer> {
+    if (this.lastCompressed?.hostOffset === hostOffset) return this.lastCompressed.data;
+    const data = this.decompress(hostOffset, compressedLength);
+    this.lastCompressed = { hostOffset, data };
+    return data;
+  }
+
+  private async decompress(hostOffset: number, compressedLength: number): Promise<Buffer> {
+    const { clusterSize } = this.header;
+    // The last sectors of the last compressed cluster may end past the end of the file.
+    const input = await this.file.read(hostOffset, Math.min(compressedLength, this.file.size - hostOffset), 'qcow2 compressed cluster');
+    const damaged = (reason: string, cause?: unknown) =>
+      new CairnError(
+        'ERR_FORMAT_INVALID',
+        `qcow2: compressed cluster at ${hostOffset} in ${this.file.path} does not decode: ${reason}`,
+        { offset: hostOffset },
+        { cause },
+      );
+    let plain: Buffer;
+    if (this.header.compression === 'zstd') {
+      let frame;
+      try {
+        frame = outlineZstdFrame(input);
+      } catch (err) {
+        throw damaged((err as Error).message, err);
+      }
+      // Checked before decoding, so a frame cannot make the decoder allocate more than a cluster.
+      if (frame.contentSize !== clusterSize) throw damaged(`frame declares ${frame.contentSize ?? 'no'} content size, not ${clusterSize}`);
+      plain = await zstdDecompress(input.subarray(0, frame.frameLength)).catch((err: unknown) => {
+        throw damaged((err as Error).message, err);
+      });
+    } else {
+      // Raw deflate; the input may end mid-stream or carry the next cluster's bytes after it.
+      plain = await inflateRawAsync(input, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: clusterSize }).catch(
+        (err: unknown) => {
+          throw damaged((err as Error).message, err);
+        },
+      );
+    }
+    if (plain.length !== clusterSize) throw damaged(`it yields ${plain.length} bytes, not ${clusterSize}`);
+    return plain;
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+    if (this.parent) await (await this.parent.catch(() => undefined))?.close();
+  }
+}
