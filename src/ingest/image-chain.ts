@@ -24,6 +24,7 @@ export async function openImageLayer(path: string, format: 'qcow2' | 'vhd' | 'ra
     const tail = file.size >= 512 ? await file.read(file.size - 512, 512, 'image footer') : Buffer.alloc(0);
     const kind = format ?? detectImageFormat(head, tail) ?? 'raw';
     if (kind === 'qcow2') return await (await import('./qcow2-layer.js')).Qcow2Layer.open(file, next);
+    if (kind === 'vhd') return await (await import('./vhd-layer.js')).VhdLayer.open(file, next);
     if (kind === 'raw') return new RawLayer(file);
     throw new CairnError('ERR_UNSUPPORTED', `${path}: a ${kind} image cannot be part of a backing chain`, { file: path });
   } catch (err) {

@@ -1,6 +1,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { CairnError, systemErrorCode } from '../core/errors.js';
 
+/** Virtual sizes above this (64 TiB) are refused: a hostile header must not make the writer size an index by it. */
+export const MAX_IMAGE_SIZE = 64 * 1024 ** 4;
+
 /**
  * An image file read at given offsets (qcow2, VHD, rbd export files): every read is checked against
  * the file's size before a buffer is allocated, and a short read is a clear "truncated" error.

@@ -59,7 +59,7 @@ async function openFile(path: string, format: ImageFormat | undefined): Promise<
   }
   if (kind === undefined || kind === 'raw') return FileSource.open(path);
   if (kind === 'vhdx' || kind === 'vmdk') refuseUnreadable(kind, path);
-  if (kind === 'rbd-diff' || kind === 'rbd-export' || kind === 'vhd') throw new CairnError('ERR_UNSUPPORTED', `${kind} is not read yet`);
+  if (kind === 'rbd-diff' || kind === 'rbd-export') throw new CairnError('ERR_UNSUPPORTED', `${kind} is not read yet`);
   const { openImageLayer, TOP_OF_CHAIN } = await import('./image-chain.js');
   const { ImageSource } = await import('./image-source.js');
   const top = await openImageLayer(path, kind, TOP_OF_CHAIN);

@@ -14,7 +14,7 @@ import {
 import { outlineZstdFrame } from '../formats/zstd-frame.js';
 import { zstdDecompress } from '../store/chunk-format.js';
 import type { DiskOrigin } from '../store/manifest.js';
-import { ImageFile } from './image-file.js';
+import { ImageFile, MAX_IMAGE_SIZE } from './image-file.js';
 import type { ChainContext, ImageLayer, LayerPiece } from './image-layer.js';
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -23,9 +23,6 @@ const inflateRawAsync = promisify(inflateRaw);
 const L1_WINDOW_ENTRIES = 4096;
 /** L2 tables kept (at most 4 clusters): the walk is sequential, so the current one is enough. */
 const L2_CACHE_TABLES = 4;
-
-/** Virtual sizes above this are refused: a hostile header must not make the writer size an index by it. */
-export const MAX_IMAGE_SIZE = 64 * 1024 ** 4;
 
 /** One qcow2 image file: its header, a window of its L1 table and the last few L2 tables. */
 export class Qcow2Layer implements ImageLayer {
