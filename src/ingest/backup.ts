@@ -40,7 +40,9 @@ export interface BackupResult {
 }
 
 async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<PointManifest | undefined> {
-  const { repo, vm, base } = request;
+  const { repo, vm } = request;
+  // A source that holds only changes (an rbd diff from a snapshot) applies onto the latest point by default.
+  const base = request.base ?? (request.disks.some((disk) => disk.source.needsBase) ? 'latest' : undefined);
   if (base === undefined) return undefined;
   const ids = await repo.listPointIds(vm);
   if (base === 'latest' && ids.length === 0) {
@@ -49,7 +51,9 @@ async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<Poin
         vm,
       });
     }
-    request.logger?.warn({ vm }, `VM '${vm}' has no restore point yet: taking a full backup`);
+    // A source that needs a base says so itself, naming what it needs (checkBase).
+    if (!request.disks.some((disk) => disk.source.needsBase))
+      request.logger?.warn({ vm }, `VM '${vm}' has no restore point yet: taking a full backup`);
     return undefined;
   }
   const id = await repo.resolvePoint(vm, base);

@@ -14,8 +14,14 @@ export class ByteStream {
   constructor(
     source: AsyncIterable<unknown>,
     readonly description: string,
+    private readonly release?: () => void,
   ) {
     this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Releases what the stream reads from (a file), if the stream owns it. */
+  close(): void {
+    this.release?.();
   }
 
   /** Position of the next byte a read returns. */

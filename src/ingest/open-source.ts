@@ -31,6 +31,7 @@ async function openStdin(stdin: Readable, format: ImageFormat | undefined): Prom
   const stream = new ByteStream(stdin, 'standard input');
   const detected = format ?? detectImageFormat(await stream.peek(DETECT_HEAD_LENGTH)) ?? 'raw';
   if (detected === 'vhdx' || detected === 'vmdk') refuseUnreadable(detected, 'standard input');
+  if (detected === 'rbd-diff' || detected === 'rbd-export') return (await import('./rbd-source.js')).openRbdStream(stream, detected);
   if (detected !== 'raw') {
     throw new CairnError(
       'ERR_UNSUPPORTED',
@@ -59,7 +60,7 @@ async function openFile(path: string, format: ImageFormat | undefined): Promise<
   }
   if (kind === undefined || kind === 'raw') return FileSource.open(path);
   if (kind === 'vhdx' || kind === 'vmdk') refuseUnreadable(kind, path);
-  if (kind === 'rbd-diff' || kind === 'rbd-export') throw new CairnError('ERR_UNSUPPORTED', `${kind} is not read yet`);
+  if (kind === 'rbd-diff' || kind === 'rbd-export') return (await import('./rbd-source.js')).openRbdFile(path, kind);
   const { openImageLayer, TOP_OF_CHAIN } = await import('./image-chain.js');
   const { ImageSource } = await import('./image-source.js');
   const top = await openImageLayer(path, kind, TOP_OF_CHAIN);

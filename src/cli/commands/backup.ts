@@ -208,8 +208,6 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           );
         }
       }
-      // A diff that holds only changes (rbd export-diff --from-snap) applies onto the latest point by default.
-      const effectiveBase = base ?? (disks.some((d) => d.source.needsBase) ? 'latest' : undefined);
       for (const name of bitmaps.keys()) {
         if (!disks.some((d) => d.name === name))
           throw new CairnError('ERR_INVALID_ARGUMENT', `--changed-blocks names disk '${name}' that no --disk gives`);
@@ -220,7 +218,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
           repo,
           vm: argv.vm,
           disks,
-          ...(effectiveBase !== undefined ? { base: effectiveBase } : {}),
+          ...(base !== undefined ? { base } : {}),
           ...(config ? { config } : {}),
           logger: log,
           signal,
