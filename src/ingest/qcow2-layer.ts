@@ -19,6 +19,14 @@ import type { ChainContext, ImageLayer, LayerPiece } from './image-layer.js';
 
 const inflateRawAsync = promisify(inflateRaw);
 
+interface CompressedCluster {
+  hostOffset: number;
+  compressedLength: number;
+}
+
+/** A data piece over consecutive compressed clusters; `runStart` is the disk offset of its first cluster. */
+type CompressedRunPiece = Extract<LayerPiece, { kind: 'data' }> & { runStart: number; clusters: CompressedCluster[] };
+
 /** L1 entries loaded at a time (32 KiB): the L1 table is never held whole. */
 const L1_WINDOW_ENTRIES = 4096;
 /** L2 tables kept (at most 4 clusters): the walk is sequential, so the current one is enough. */
@@ -209,63 +217,143 @@ export class Qcow2Layer implements ImageLayer {
     pieces.push(piece);
   }
 
+  /**
+   * Appends a compressed cluster; clusters that follow one another on the disk and in the file
+   * (qemu packs them back to back) join one piece, read with one pread and, for zstd, decoded in one
+   * call (a buffer of whole frames decodes as their concatenation).
+   */
   private addCompressed(pieces: LayerPiece[], start: number, hostOffset: number, compressedLength: number, from: number, to: number): void {
+    const { clusterSize } = this.header;
     const s = Math.max(start, from);
-    const e = Math.min(start + this.header.clusterSize, to);
+    const e = Math.min(start + clusterSize, to);
     if (e <= s) return;
     if (hostOffset >= this.file.size) this.file.checkRange(hostOffset, compressedLength, 'qcow2 compressed cluster');
-    pieces.push({
+    const last = pieces[pieces.length - 1] as CompressedRunPiece | undefined;
+    const previous = last?.clusters?.[last.clusters.length - 1];
+    if (
+      last?.clusters &&
+      previous &&
+      s === start &&
+      last.offset + last.length === start &&
+      last.runStart + last.clusters.length * clusterSize === start &&
+      hostOffset >= previous.hostOffset &&
+      hostOffset <= previous.hostOffset + previous.compressedLength
+    ) {
+      last.clusters.push({ hostOffset, compressedLength });
+      last.length += e - s;
+      return;
+    }
+    const piece: CompressedRunPiece = {
       kind: 'data',
       offset: s,
       length: e - s,
-      read: async (target, targetOffset, skip, count) => {
-        const plain = await this.decompressed(hostOffset, compressedLength);
-        plain.copy(target, targetOffset, s - start + skip, s - start + skip + count);
-      },
-    });
+      runStart: start,
+      clusters: [{ hostOffset, compressedLength }],
+      read: (target, targetOffset, skip, count) => this.readCompressed(piece, target, targetOffset, skip, count),
+    };
+    pieces.push(piece);
+  }
+
+  private async readCompressed(
+    piece: CompressedRunPiece,
+    target: Buffer,
+    targetOffset: number,
+    skip: number,
+    count: number,
+  ): Promise<void> {
+    const { clusterSize } = this.header;
+    const from = piece.offset + skip;
+    const first = Math.floor((from - piece.runStart) / clusterSize);
+    const last = Math.ceil((from + count - piece.runStart) / clusterSize);
+    const clusters = piece.clusters.slice(first, last);
+    const plain = clusters.length === 1 ? await this.decompressed(clusters[0]!) : await this.decodeRun(clusters);
+    const at = from - (piece.runStart + first * clusterSize);
+    plain.copy(target, targetOffset, at, at + count);
   }
 
   /** One compressed cluster decoded; the last one is kept, as a 2 MiB cluster may feed two chunks. */
-  private decompressed(hostOffset: number, compressedLength: number): Promise<Buffer> {
-    if (this.lastCompressed?.hostOffset === hostOffset) return this.lastCompressed.data;
-    const data = this.decompress(hostOffset, compressedLength);
-    this.lastCompressed = { hostOffset, data };
+  private decompressed(cluster: CompressedCluster): Promise<Buffer> {
+    if (this.lastCompressed?.hostOffset === cluster.hostOffset) return this.lastCompressed.data;
+    const data = this.readCompressedBytes([cluster]).then((input) => this.decodeOne(input, 0, cluster));
+    this.lastCompressed = { hostOffset: cluster.hostOffset, data };
     return data;
   }
 
-  private async decompress(hostOffset: number, compressedLength: number): Promise<Buffer> {
+  /** The file bytes of consecutive compressed clusters, in one read (the last sectors may end past the end of the file). */
+  private readCompressedBytes(clusters: CompressedCluster[]): Promise<Buffer> {
+    const start = clusters[0]!.hostOffset;
+    const end = Math.min(this.file.size, Math.max(...clusters.map((c) => c.hostOffset + c.compressedLength)));
+    return this.file.read(start, end - start, 'qcow2 compressed cluster');
+  }
+
+  private async decodeRun(clusters: CompressedCluster[]): Promise<Buffer> {
     const { clusterSize } = this.header;
-    // The last sectors of the last compressed cluster may end past the end of the file.
-    const input = await this.file.read(hostOffset, Math.min(compressedLength, this.file.size - hostOffset), 'qcow2 compressed cluster');
-    const damaged = (reason: string, cause?: unknown) =>
-      new CairnError(
-        'ERR_FORMAT_INVALID',
-        `qcow2: compressed cluster at ${hostOffset} in ${this.file.path} does not decode: ${reason}`,
-        { offset: hostOffset },
-        { cause },
-      );
+    const input = await this.readCompressedBytes(clusters);
+    const base = clusters[0]!.hostOffset;
+    if (this.header.compression === 'zstd') {
+      // Frames back to back decode in one call; checked one by one first, so none can make the
+      // decoder allocate more than its cluster.
+      let end = 0;
+      let adjacent = true;
+      for (const cluster of clusters) {
+        const at = cluster.hostOffset - base;
+        if (at !== end) adjacent = false;
+        end = at + this.zstdFrameLength(input.subarray(at), cluster);
+      }
+      if (adjacent) {
+        const plain = await zstdDecompress(input.subarray(0, end)).catch((err: unknown) => {
+          throw this.damaged(clusters[0]!, (err as Error).message, err);
+        });
+        if (plain.length !== clusters.length * clusterSize) throw this.damaged(clusters[0]!, `a run yields ${plain.length} bytes`);
+        return plain;
+      }
+    }
+    const parts = await Promise.all(clusters.map((cluster) => this.decodeOne(input, cluster.hostOffset - base, cluster)));
+    return Buffer.concat(parts, clusters.length * clusterSize);
+  }
+
+  private damaged(cluster: CompressedCluster, reason: string, cause?: unknown): CairnError {
+    return new CairnError(
+      'ERR_FORMAT_INVALID',
+      `qcow2: compressed cluster at ${cluster.hostOffset} in ${this.file.path} does not decode: ${reason}`,
+      { offset: cluster.hostOffset },
+      { cause },
+    );
+  }
+
+  /** Length of the zstd frame at the start of `input`, after checking that it declares exactly one cluster. */
+  private zstdFrameLength(input: Buffer, cluster: CompressedCluster): number {
+    let frame;
+    try {
+      frame = outlineZstdFrame(input.subarray(0, cluster.compressedLength));
+    } catch (err) {
+      throw this.damaged(cluster, (err as Error).message, err);
+    }
+    // Checked before decoding, so a frame cannot make the decoder allocate more than a cluster.
+    if (frame.contentSize !== this.header.clusterSize) {
+      throw this.damaged(cluster, `frame declares ${frame.contentSize ?? 'no'} content size, not ${this.header.clusterSize}`);
+    }
+    return frame.frameLength;
+  }
+
+  /** Decodes the cluster whose bytes start at `at` in `input`. */
+  private async decodeOne(input: Buffer, at: number, cluster: CompressedCluster): Promise<Buffer> {
+    const { clusterSize } = this.header;
+    const bytes = input.subarray(at, at + cluster.compressedLength);
     let plain: Buffer;
     if (this.header.compression === 'zstd') {
-      let frame;
-      try {
-        frame = outlineZstdFrame(input);
-      } catch (err) {
-        throw damaged((err as Error).message, err);
-      }
-      // Checked before decoding, so a frame cannot make the decoder allocate more than a cluster.
-      if (frame.contentSize !== clusterSize) throw damaged(`frame declares ${frame.contentSize ?? 'no'} content size, not ${clusterSize}`);
-      plain = await zstdDecompress(input.subarray(0, frame.frameLength)).catch((err: unknown) => {
-        throw damaged((err as Error).message, err);
+      plain = await zstdDecompress(bytes.subarray(0, this.zstdFrameLength(bytes, cluster))).catch((err: unknown) => {
+        throw this.damaged(cluster, (err as Error).message, err);
       });
     } else {
       // Raw deflate; the input may end mid-stream or carry the next cluster's bytes after it.
-      plain = await inflateRawAsync(input, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: clusterSize }).catch(
+      plain = await inflateRawAsync(bytes, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: clusterSize }).catch(
         (err: unknown) => {
-          throw damaged((err as Error).message, err);
+          throw this.damaged(cluster, (err as Error).message, err);
         },
       );
     }
-    if (plain.length !== clusterSize) throw damaged(`it yields ${plain.length} bytes, not ${clusterSize}`);
+    if (plain.length !== clusterSize) throw this.damaged(cluster, `it yields ${plain.length} bytes, not ${clusterSize}`);
     return plain;
   }
 
