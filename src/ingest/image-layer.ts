@@ -3,6 +3,8 @@ import { ImageFile } from './image-file.js';
 
 /** Reads bytes [skip, skip + length) of a data piece into `target` at `targetOffset`. */
 export type PieceReader = (target: Buffer, targetOffset: number, skip: number, length: number) => Promise<void>;
+/** Bytes [skip, skip + length) of a data piece as a buffer of their own: no copy where the layer decoded them already. */
+export type PieceLoader = (skip: number, length: number) => Promise<Buffer>;
 
 /**
  * How a range of one image layer reads:
@@ -11,7 +13,8 @@ export type PieceReader = (target: Buffer, targetOffset: number, skip: number, l
  * - `parent`: not in this layer: the layer below (backing file, parent VHD) or the base point has it.
  */
 export type LayerPiece =
-  { kind: 'zero' | 'parent'; offset: number; length: number } | { kind: 'data'; offset: number; length: number; read: PieceReader };
+  | { kind: 'zero' | 'parent'; offset: number; length: number }
+  | { kind: 'data'; offset: number; length: number; read: PieceReader; load?: PieceLoader };
 
 /**
  * One image of a chain (a qcow2 with its backing file, a differencing VHD with its parent, or a raw
@@ -25,6 +28,8 @@ export interface ImageLayer {
   readonly size: number;
   /** What the point records of this image when it is the top of the chain. */
   readonly origin?: DiskOrigin;
+  /** Refuses a base point whose disk was recorded from another image than this one's parent (where the format can tell). */
+  checkBase?(base: { point: string; origin?: DiskOrigin } | undefined): void;
   /** Whether `map` may answer `parent` pieces. */
   readonly hasParent: boolean;
   /** Pieces covering [offset, offset + length) in order, without gaps. */

@@ -29,6 +29,10 @@ export class ImageSource implements DiskSource {
     return this.top.bytesRead;
   }
 
+  checkBase(base: { point: string; origin?: DiskOrigin } | undefined): void {
+    this.top.checkBase?.(base);
+  }
+
   extents(plan: ExtentPlan): AsyncIterable<Extent> {
     if (plan.changedBlocks) {
       throw new CairnError(

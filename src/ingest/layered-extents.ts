@@ -1,10 +1,11 @@
 import type { Extent } from '../core/extent.js';
 import type { ExtentPlan } from './disk-source.js';
-import type { ImageLayer, LayerPiece, PieceReader } from './image-layer.js';
+import type { ImageLayer, PieceLoader, PieceReader } from './image-layer.js';
 
 /** A resolved piece of the disk: stored somewhere in the chain, zeros, or taken from the base point. */
 type DiskPiece =
-  { kind: 'zero' | 'unchanged'; offset: number; length: number } | { kind: 'data'; offset: number; length: number; read: PieceReader };
+  | { kind: 'zero' | 'unchanged'; offset: number; length: number }
+  | { kind: 'data'; offset: number; length: number; read: PieceReader; load?: PieceLoader };
 
 /** How much of the disk is mapped per step: large enough that an empty L2 range is one step. */
 const MAP_SPAN = 64 * 1024 * 1024;
@@ -59,7 +60,14 @@ async function* diskPieces(top: ImageLayer, plan: ExtentPlan): AsyncGenerator<Di
         const at = piece.offset + done;
         const take = Math.min(piece.length - done, (Math.floor(at / plan.chunkSize) + 1) * plan.chunkSize - at);
         const skip = done;
-        yield { kind: 'data', offset: at, length: take, read: (t, o, s, n) => piece.read(t, o, skip + s, n) };
+        const load = piece.load;
+        yield {
+          kind: 'data',
+          offset: at,
+          length: take,
+          read: (t, o, s, n) => piece.read(t, o, skip + s, n),
+          ...(load ? { load: (s: number, n: number) => load(skip + s, n) } : {}),
+        };
         done += take;
       }
     }
@@ -70,6 +78,9 @@ async function* diskPieces(top: ImageLayer, plan: ExtentPlan): AsyncGenerator<Di
 /** Fills one buffer from consecutive data pieces (they may come from different layers), reads in parallel. */
 async function readRun(pieces: DiskPiece[]): Promise<Extent> {
   const first = pieces[0]!;
+  // A whole chunk of decoded clusters is used as it is, without copying it into a buffer of its own.
+  if (pieces.length === 1 && first.kind === 'data' && first.load)
+    return { offset: first.offset, length: first.length, kind: 'data', data: await first.load(0, first.length) };
   const last = pieces[pieces.length - 1]!;
   const length = last.offset + last.length - first.offset;
   const data = Buffer.allocUnsafe(length);
@@ -109,5 +120,3 @@ export async function* layeredExtents(top: ImageLayer, plan: ExtentPlan): AsyncI
   flushRun();
   while (queue.length > 0) yield await queue.shift()!;
 }
-
-export type { LayerPiece };

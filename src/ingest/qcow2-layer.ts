@@ -249,18 +249,16 @@ export class Qcow2Layer implements ImageLayer {
       length: e - s,
       runStart: start,
       clusters: [{ hostOffset, compressedLength }],
-      read: (target, targetOffset, skip, count) => this.readCompressed(piece, target, targetOffset, skip, count),
+      read: async (target, targetOffset, skip, count) => {
+        (await this.loadCompressed(piece, skip, count)).copy(target, targetOffset);
+      },
+      load: (skip, count) => this.loadCompressed(piece, skip, count),
     };
     pieces.push(piece);
   }
 
-  private async readCompressed(
-    piece: CompressedRunPiece,
-    target: Buffer,
-    targetOffset: number,
-    skip: number,
-    count: number,
-  ): Promise<void> {
+  /** Bytes [skip, skip + count) of a run of compressed clusters: a view of the decoded clusters. */
+  private async loadCompressed(piece: CompressedRunPiece, skip: number, count: number): Promise<Buffer> {
     const { clusterSize } = this.header;
     const from = piece.offset + skip;
     const first = Math.floor((from - piece.runStart) / clusterSize);
@@ -268,7 +266,7 @@ export class Qcow2Layer implements ImageLayer {
     const clusters = piece.clusters.slice(first, last);
     const plain = clusters.length === 1 ? await this.decompressed(clusters[0]!) : await this.decodeRun(clusters);
     const at = from - (piece.runStart + first * clusterSize);
-    plain.copy(target, targetOffset, at, at + count);
+    return plain.subarray(at, at + count);
   }
 
   /** One compressed cluster decoded; the last one is kept, as a 2 MiB cluster may feed two chunks. */

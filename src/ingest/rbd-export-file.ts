@@ -9,8 +9,11 @@ import { layeredExtents } from './layered-extents.js';
 
 /** Header bytes read per step of the indexing pass; data payloads are skipped, not read. */
 const INDEX_READ = 256 * 1024;
-/** Records kept in the merged index (about 40 bytes each): far beyond any real export, a bound against damage. */
-const MAX_SEGMENTS = 16 * 1024 * 1024;
+/**
+ * Extents kept in the merged index (about 60 bytes each, so at most ~250 MiB): a 16 TiB image of
+ * 4 MiB objects has 4M objects; beyond that the export is refused rather than indexed.
+ */
+const MAX_SEGMENTS = 4 * 1024 * 1024;
 
 /** A range of the final image: stored at `position` in the file (a `w` record), or zeros (a `z` record). */
 interface Segment {

@@ -90,7 +90,23 @@ export class VhdLayer implements ImageLayer {
       description: this.description,
       ...(this.hasParent ? { parent: `${this.header!.parentName} {${this.header!.parentUniqueId}}` } : {}),
       ...(this.locators.length > 0 ? { parentLocators: this.locators.map((l) => `${l.platform} ${l.path}`) } : {}),
+      id: this.footer.uniqueId,
     };
+  }
+
+  /**
+   * A differencing disk applies onto a base point made from its parent: when the base recorded a
+   * VHD's id, it must be the parent id this disk names (child.parentUuid == parent.footer.uuid).
+   */
+  checkBase(base: { point: string; origin?: DiskOrigin } | undefined): void {
+    if (!this.hasParent || base?.origin?.format !== 'vhd' || base.origin.id === undefined) return;
+    if (base.origin.id !== this.header!.parentUniqueId) {
+      throw new CairnError(
+        'ERR_INVALID_ARGUMENT',
+        `${this.file.path} is a differencing VHD of parent ${this.header!.parentUniqueId}, but base point ${base.point} was made from VHD ${base.origin.id}: refusing to apply it onto the wrong base`,
+        { file: this.file.path, point: base.point },
+      );
+    }
   }
 
   /** Paths the parent may be at, most specific first: the locators, then the parent's unicode name. */

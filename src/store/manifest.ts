@@ -28,6 +28,8 @@ export interface DiskOrigin {
   parent?: string;
   /** VHD parent locators, `CODE path` each. */
   parentLocators?: string[];
+  /** The image's own identity where the format has one (a VHD's footer uuid, 32 hex digits). */
+  id?: string;
   /** rbd: the snapshot a diff starts from (absent for a diff from the beginning). */
   fromSnap?: string;
   /** rbd: the snapshot a diff or export ends at (absent when it ends at the image head). */
@@ -87,6 +89,7 @@ function isDiskOrigin(value: unknown): value is DiskOrigin {
     text(origin.format, false) &&
     text(origin.description, false) &&
     text(origin.parent, true) &&
+    text(origin.id, true) &&
     text(origin.fromSnap, true) &&
     text(origin.toSnap, true) &&
     (locators === undefined || (Array.isArray(locators) && locators.length <= 8 && locators.every((l) => text(l, false))))

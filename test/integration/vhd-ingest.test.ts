@@ -54,16 +54,22 @@ async function bufferDigest(data: Buffer): Promise<{ sha256: string; size: numbe
   return fileDigest(file);
 }
 
-async function expectRefused(image: string, code: string, pattern: RegExp, options: Parameters<typeof backupImage>[3] = {}) {
-  const repo = await freshRepo();
-  const failure = await backupImage(repo, 'vm', image, options).then(
+async function expectRefused(
+  image: string,
+  code: string,
+  pattern: RegExp,
+  { repo: given, vm = 'vm', ...options }: Parameters<typeof backupImage>[3] & { repo?: Repository; vm?: string } = {},
+) {
+  const repo = given ?? (await freshRepo());
+  const before = await repo.listPointIds(vm);
+  const failure = await backupImage(repo, vm, image, options).then(
     () => undefined,
     (err: unknown) => err,
   );
   expect(isCairnError(failure), String(failure)).toBe(true);
   expect((failure as { code: string }).code).toBe(code);
   expect((failure as Error).message).toMatch(pattern);
-  expect(await repo.listPointIds('vm')).toEqual([]);
+  expect(await repo.listPointIds(vm)).toEqual(before);
 }
 
 function flip(file: string, offset: number): void {
@@ -152,6 +158,18 @@ describe('Xen Orchestra-style VHD fulls and differencing deltas', () => {
     expect(await pointDigest(repo, 'xo', inc.point, 'd')).toEqual(expected);
     expect(inc.bytesRead).toBeLessThan(2 * BLOCK + 64 * KiB);
     expect(inc.origin?.parent).toMatch(new RegExp(`^full\\.vhd \\{${fullUuid.toString('hex')}\\}$`));
+    // A delta of another parent is refused onto this base, naming both ids.
+    writeVhd(path('foreign-delta.vhd'), { size: SIZE, parent: { uuid: Buffer.alloc(16, 0xab), name: 'elsewhere.vhd' }, blocks: [] });
+    await expectRefused(
+      path('foreign-delta.vhd'),
+      'ERR_INVALID_ARGUMENT',
+      /parent abab.*but base point \d+T\d+Z was made from VHD [0-9a-f]{32}/,
+      {
+        repo,
+        vm: 'xo',
+        base: 'latest',
+      },
+    );
   });
 
   it('partial sector bitmaps, parent locators, a chain of three', async () => {

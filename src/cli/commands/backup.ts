@@ -204,7 +204,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         if (source instanceof FileSource && source.imageFormat) {
           log.warn(
             { disk: name, format: source.imageFormat },
-            `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given; for the disk inside it, convert it first (qemu-img convert -O raw) or export it over NBD (qemu-nbd)`,
+            `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given (--format raw, or a block device); without --format a file's disk is read from inside it`,
           );
         }
       }
