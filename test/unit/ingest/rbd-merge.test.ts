@@ -26,7 +26,7 @@ function prng(seed: number): () => number {
 /** Sorted, non-overlapping random records inside [0, size). */
 function records(random: () => number, size: number, base: number): Segment[] {
   const out: Segment[] = [];
-  for (let at = Math.floor(random() * 8); at < size; ) {
+  for (let at = Math.floor(random() * 8); at < size;) {
     const length = 1 + Math.floor(random() * 12);
     if (at + length > size) break;
     out.push({ offset: at, length, position: random() < 0.3 ? undefined : base + at * 7 });
