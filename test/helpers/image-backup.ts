@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { expect } from 'vitest';
+import { isCairnError } from '../../src/core/errors.js';
 import { openRepositoryCatalog } from '../../src/restore/catalog.js';
 import { runBackup, type BackupResult } from '../../src/ingest/backup.js';
 import { openSource, type SourceOptions } from '../../src/ingest/open-source.js';
@@ -69,4 +71,27 @@ export async function backupImage(
   } finally {
     await source.close();
   }
+}
+
+/**
+ * Backs up `spec` expecting a CairnError with `code` and a message matching `pattern`, and checks
+ * that the failed backup left no new point.
+ */
+export async function expectBackupRefused(
+  repo: Repository,
+  vm: string,
+  spec: string,
+  code: string,
+  pattern: RegExp,
+  options: Parameters<typeof backupImage>[3] = {},
+): Promise<void> {
+  const before = await repo.listPointIds(vm);
+  const failure = await backupImage(repo, vm, spec, options).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(isCairnError(failure), String(failure)).toBe(true);
+  expect((failure as { code: string }).code).toBe(code);
+  expect((failure as Error).message).toMatch(pattern);
+  expect(await repo.listPointIds(vm)).toEqual(before);
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCairnError } from '../../src/core/errors.js';
 import { Repository } from '../../src/store/repository.js';
 import { makeTempDir, runCairn } from '../helpers/cairn-cli.js';
-import { backupImage, KiB, MiB, pointDigest, qemuRawDigest, sh } from '../helpers/image-backup.js';
+import { backupImage, expectBackupRefused, KiB, MiB, pointDigest, qemuRawDigest, sh } from '../helpers/image-backup.js';
 
 // qcow2 images made by qemu-img and qemu-io, backed up through Cairn's qcow2 source and compared
 // byte for byte with `qemu-img convert -O raw` of the same image (or chain).
@@ -58,16 +58,7 @@ function peekU64(file: string, offset: number): bigint {
 }
 
 async function expectRefused(image: string, code: string, pattern: RegExp, options: Parameters<typeof backupImage>[3] = {}) {
-  const repo = await freshRepo();
-  const failure = await backupImage(repo, 'vm', image, options).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(isCairnError(failure), String(failure)).toBe(true);
-  expect((failure as { code: string }).code).toBe(code);
-  expect((failure as Error).message).toMatch(pattern);
-  // A failed backup leaves no point.
-  expect(await repo.listPointIds('vm')).toEqual([]);
+  await expectBackupRefused(await freshRepo(), 'vm', image, code, pattern, options);
 }
 
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { isCairnError } from '../../src/core/errors.js';
 import { Repository } from '../../src/store/repository.js';
 import { makeTempDir, runCairn } from '../helpers/cairn-cli.js';
 import { startCephCluster, type CephCluster } from '../helpers/ceph-cluster.js';
-import { backupImage, fileDigest, MiB, pointDigest } from '../helpers/image-backup.js';
+import { backupImage, expectBackupRefused, fileDigest, MiB, pointDigest } from '../helpers/image-backup.js';
 
 // A real single-node Ceph (memstore OSD, loopback, auth none): images written through qemu-io's rbd
 // driver, snapshots, resizes, `rbd export-diff` and `rbd export --export-format 2` streams backed
@@ -39,24 +39,7 @@ async function exportV2(spec: string): Promise<string> {
   return out;
 }
 
-async function expectRefused(
-  repo: Repository,
-  vm: string,
-  file: string,
-  code: string,
-  pattern: RegExp,
-  options: Parameters<typeof backupImage>[3] = {},
-) {
-  const before = await repo.listPointIds(vm);
-  const failure = await backupImage(repo, vm, file, options).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(isCairnError(failure), String(failure)).toBe(true);
-  expect((failure as { code: string }).code).toBe(code);
-  expect((failure as Error).message).toMatch(pattern);
-  expect(await repo.listPointIds(vm)).toEqual(before);
-}
+const expectRefused = expectBackupRefused;
 
 beforeAll(async () => {
   dir = await makeTempDir('cairn-rbd-');

@@ -13,10 +13,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isCairnError } from '../../src/core/errors.js';
 import { Repository } from '../../src/store/repository.js';
 import { makeTempDir } from '../helpers/cairn-cli.js';
-import { backupImage, fileDigest, KiB, MiB, pointDigest, qemuRawDigest, sh } from '../helpers/image-backup.js';
+import { backupImage, expectBackupRefused, fileDigest, KiB, MiB, pointDigest, qemuRawDigest, sh } from '../helpers/image-backup.js';
 import { writeVhd, type VhdBlockSpec } from '../helpers/vhd-writer.js';
 
 // VHDs made by qemu-img (dynamic, fixed) and by the tests' own writer laid out as Xen Orchestra
@@ -58,18 +57,9 @@ async function expectRefused(
   image: string,
   code: string,
   pattern: RegExp,
-  { repo: given, vm = 'vm', ...options }: Parameters<typeof backupImage>[3] & { repo?: Repository; vm?: string } = {},
+  { repo, vm = 'vm', ...options }: Parameters<typeof backupImage>[3] & { repo?: Repository; vm?: string } = {},
 ) {
-  const repo = given ?? (await freshRepo());
-  const before = await repo.listPointIds(vm);
-  const failure = await backupImage(repo, vm, image, options).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(isCairnError(failure), String(failure)).toBe(true);
-  expect((failure as { code: string }).code).toBe(code);
-  expect((failure as Error).message).toMatch(pattern);
-  expect(await repo.listPointIds(vm)).toEqual(before);
+  await expectBackupRefused(repo ?? (await freshRepo()), vm, image, code, pattern, options);
 }
 
 function flip(file: string, offset: number): void {
