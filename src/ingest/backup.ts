@@ -40,7 +40,9 @@ export interface BackupResult {
 }
 
 async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<PointManifest | undefined> {
-  const { repo, vm, base } = request;
+  const { repo, vm } = request;
+  // A source that holds only changes (an rbd diff from a snapshot) applies onto the latest point by default.
+  const base = request.base ?? (request.disks.some((disk) => disk.source.needsBase) ? 'latest' : undefined);
   if (base === undefined) return undefined;
   const ids = await repo.listPointIds(vm);
   if (base === 'latest' && ids.length === 0) {
@@ -49,7 +51,9 @@ async function resolveBase(request: BackupRequest, lock: HeldLock): Promise<Poin
         vm,
       });
     }
-    request.logger?.warn({ vm }, `VM '${vm}' has no restore point yet: taking a full backup`);
+    // A source that needs a base says so itself, naming what it needs (checkBase).
+    if (!request.disks.some((disk) => disk.source.needsBase))
+      request.logger?.warn({ vm }, `VM '${vm}' has no restore point yet: taking a full backup`);
     return undefined;
   }
   const id = await repo.resolvePoint(vm, base);
@@ -92,6 +96,10 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       const results: BackupDiskResult[] = [];
       for (const disk of request.disks) {
         const baseDisk = await baseDiskFor(request, base, disk);
+        if (disk.source.checkBase) {
+          const recorded = baseDisk && base ? base.disks.find((d) => d.name === disk.name) : undefined;
+          disk.source.checkBase(recorded && base ? { point: base.id, ...(recorded.origin ? { origin: recorded.origin } : {}) } : undefined);
+        }
         if (disk.changedBlocks && disk.source.size !== undefined)
           assertBitmapCovers(disk.changedBlocks, Math.min(disk.source.size, baseDisk?.size ?? 0), disk.name);
         request.logger?.debug({ disk: disk.name, source: disk.source.description }, 'backing up disk');
@@ -109,7 +117,12 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
           ...(request.signal ? { signal: request.signal } : {}),
           onProgress: (bytesDone) => request.onProgress?.({ disk: disk.name, bytesDone, bytesTotal: disk.source.size }),
         });
-        await draft.addDisk(disk.name, index, { bytesRead: stats.bytesRead, bytesStored: stats.bytesStored, dataChunks: stats.dataChunks });
+        await draft.addDisk(disk.name, index, {
+          bytesRead: stats.bytesRead,
+          bytesStored: stats.bytesStored,
+          dataChunks: stats.dataChunks,
+          ...(disk.source.origin ? { origin: disk.source.origin } : {}),
+        });
         results.push({ name: disk.name, size: index.diskSize, ...stats });
       }
       if (request.config) await draft.setConfig(request.config);

@@ -1,5 +1,6 @@
 import type { Extent } from '../core/extent.js';
 import type { ChangedBlocks } from '../core/changed-blocks.js';
+import type { DiskOrigin } from '../store/manifest.js';
 
 export type { ChangedBlocks };
 
@@ -33,6 +34,15 @@ export interface DiskSource {
    * then keeps unacknowledged ranges few, storing patch bundles early. Otherwise bundles fill up.
    */
   readonly wantsAcknowledgement?: boolean;
+  /** The image format the bytes came from (qcow2, VHD, rbd): recorded in the point. */
+  readonly origin?: DiskOrigin;
+  /** True when the source holds only changes and cannot be read without a base (an rbd diff from a snapshot). */
+  readonly needsBase?: boolean;
+  /**
+   * Checks, before reading, that the base point's disk is the one these changes apply to (an rbd diff
+   * from snapshot S needs a base whose recorded toSnap is S); `undefined` when there is no base disk.
+   */
+  checkBase?(base: { point: string; origin?: DiskOrigin } | undefined): void;
   /** Total bytes the source actually read so far. */
   readonly bytesRead: number;
   close(): Promise<void>;

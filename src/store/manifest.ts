@@ -11,12 +11,39 @@ export interface ManifestDisk {
   dataChunks: number;
   bytesRead: number;
   bytesStored: number;
+  /** What the disk was read from when the source was an image format (manifest version 2). */
+  origin?: DiskOrigin;
 }
+
+/**
+ * The image format a disk came from (qcow2, VHD, an rbd diff or export): shown by `cairn stat`, and
+ * checked when a later diff applies onto this point (an rbd diff from snapshot S needs toSnap S).
+ */
+export interface DiskOrigin {
+  /** `qcow2`, `vhd`, `rbd-diff` or `rbd-export`. */
+  format: string;
+  /** One line for people: version, variant, features, file. */
+  description: string;
+  /** The backing file (qcow2) or parent (VHD) the image names, as it names it. */
+  parent?: string;
+  /** VHD parent locators, `CODE path` each. */
+  parentLocators?: string[];
+  /** The image's own identity where the format has one (a VHD's footer uuid, 32 hex digits). */
+  id?: string;
+  /** rbd: the snapshot a diff starts from (absent for a diff from the beginning). */
+  fromSnap?: string;
+  /** rbd: the snapshot a diff or export ends at (absent when it ends at the image head). */
+  toSnap?: string;
+}
+
+/** Longest text an origin field may hold (rbd caps snapshot names at 4096 bytes too). */
+const MAX_ORIGIN_TEXT = 8192;
 
 /** `manifest.json` of a restore point (docs/formats/point.md); written last, atomically. */
 export interface PointManifest {
   format: 'cairn-point';
-  version: 1;
+  /** 1, or 2 when a disk records its `origin` (version 2 is version 1 plus that optional field). */
+  version: 1 | 2;
   vm: string;
   id: string;
   createdMs: number;
@@ -41,10 +68,37 @@ export function decodeManifest(text: string, name: string): PointManifest {
   } catch (err) {
     throw new CairnError('ERR_FORMAT_INVALID', `manifest ${name} is not valid JSON`, { file: name }, { cause: err });
   }
-  if (parsed.format !== 'cairn-point' || parsed.version !== 1 || !Array.isArray(parsed.disks)) {
+  if (parsed.format !== 'cairn-point' || (parsed.version !== 1 && parsed.version !== 2) || !Array.isArray(parsed.disks)) {
     throw new CairnError('ERR_FORMAT_INVALID', `manifest ${name} is not a supported Cairn point manifest`, { file: name });
   }
+  for (const disk of parsed.disks as Partial<ManifestDisk>[]) {
+    if (disk.origin !== undefined && (parsed.version < 2 || !isDiskOrigin(disk.origin))) {
+      throw new CairnError('ERR_FORMAT_INVALID', `manifest ${name} has a malformed origin for disk '${String(disk.name)}'`, { file: name });
+    }
+  }
   return parsed as PointManifest;
+}
+
+function isDiskOrigin(value: unknown): value is DiskOrigin {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const origin = value as Record<string, unknown>;
+  const text = (field: unknown, optional: boolean) =>
+    (optional && field === undefined) || (typeof field === 'string' && field.length <= MAX_ORIGIN_TEXT);
+  const locators = origin.parentLocators;
+  return (
+    text(origin.format, false) &&
+    text(origin.description, false) &&
+    text(origin.parent, true) &&
+    text(origin.id, true) &&
+    text(origin.fromSnap, true) &&
+    text(origin.toSnap, true) &&
+    (locators === undefined || (Array.isArray(locators) && locators.length <= 8 && locators.every((l) => text(l, false))))
+  );
+}
+
+/** The manifest version for these disks: 2 only when one records an origin, so raw backups stay version 1. */
+export function manifestVersionFor(disks: readonly ManifestDisk[]): 1 | 2 {
+  return disks.some((disk) => disk.origin !== undefined) ? 2 : 1;
 }
 
 /** Point ids are UTC timestamps in ISO 8601 basic form, so they sort by time and need no escaping. */

@@ -5,7 +5,15 @@ import { assertValidName } from '../url/cairn-url.js';
 import { fsyncDirectory } from '../util/atomic-file.js';
 import { sha256Hex } from './chunk-format.js';
 import { encodeDiskIndex, type DiskIndex } from './disk-index.js';
-import { CONFIG_BLOB_FILE, MANIFEST_FILE, encodeManifest, type ManifestDisk, type PointManifest } from './manifest.js';
+import {
+  CONFIG_BLOB_FILE,
+  MANIFEST_FILE,
+  encodeManifest,
+  manifestVersionFor,
+  type DiskOrigin,
+  type ManifestDisk,
+  type PointManifest,
+} from './manifest.js';
 import { translateWriteError } from './fs-chunk-store.js';
 import { MANIFEST_LIMITS, indexFileName } from './manifest-check.js';
 import type { RepositoryAccess } from './repository-access.js';
@@ -58,7 +66,11 @@ export class PointDraft {
     return this.renamed;
   }
 
-  async addDisk(name: string, index: DiskIndex, stats: { bytesRead: number; bytesStored: number; dataChunks: number }): Promise<void> {
+  async addDisk(
+    name: string,
+    index: DiskIndex,
+    stats: { bytesRead: number; bytesStored: number; dataChunks: number; origin?: DiskOrigin },
+  ): Promise<void> {
     assertValidName('disk', name);
     if (this.disks.some((disk) => disk.name === name)) {
       throw new CairnError('ERR_INVALID_ARGUMENT', `disk '${name}' is given twice`, { disk: name });
@@ -93,7 +105,7 @@ export class PointDraft {
   async publish(fields: { id: string; createdMs: number; parent?: string; source: string; chunkSize: number }): Promise<PointManifest> {
     const manifest: PointManifest = {
       format: 'cairn-point',
-      version: 1,
+      version: manifestVersionFor(this.disks),
       vm: this.vm,
       id: fields.id,
       createdMs: fields.createdMs,

@@ -46,15 +46,16 @@ export function zstdCompress(data: Buffer, level: number): Promise<Buffer> {
 const MAX_BOUND_FACTOR = 16;
 
 /**
- * Decodes one zstd frame (nothing after it) that must yield at most `maxLength` bytes. Untrusted
- * frames (chunk files, foreign formats, guest filesystems) go through here, never straight to the
- * binding: the frame's own headers bound the output before anything is decoded, and the result is
- * checked after. Errors are ERR_FORMAT_INVALID.
+ * Decodes one zstd frame (nothing after it; with `frames: 'many'`, frames back to back) that must
+ * yield at most `maxLength` bytes. Untrusted frames (chunk files, foreign formats, guest filesystems)
+ * go through here, never straight to the binding: the frames' own headers bound the output before
+ * anything is decoded, and the result is checked after. Errors are ERR_FORMAT_INVALID.
  */
-export async function zstdDecompress(frame: Buffer, maxLength: number): Promise<Buffer> {
-  const bound = zstdDecodedBound(frame);
+export async function zstdDecompress(frame: Buffer, maxLength: number, options: { frames?: 'one' | 'many' } = {}): Promise<Buffer> {
+  const bound = zstdDecodedBound(frame, options);
   if ('invalid' in bound) throw new CairnError('ERR_FORMAT_INVALID', bound.invalid);
-  const blocks = Math.ceil(maxLength / ZSTD_FRAME.MAX_BLOCK_SIZE) || 1;
+  // Each frame may end in a partial block: frames back to back (qcow2 clusters) get one block more each.
+  const blocks = (Math.ceil(maxLength / ZSTD_FRAME.MAX_BLOCK_SIZE) || 1) + bound.frames - 1;
   if (bound.bound > MAX_BOUND_FACTOR * blocks * ZSTD_FRAME.MAX_BLOCK_SIZE) {
     throw new CairnError('ERR_FORMAT_INVALID', `its zstd blocks could decode to ${bound.bound} bytes, at most ${maxLength} expected`);
   }

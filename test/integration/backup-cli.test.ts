@@ -145,10 +145,12 @@ describe('cairn backup / cat / restore / stat / ls', () => {
     expect((await runJson<unknown[]>(['ls', '--repo', repo])).length).toBe(0);
   });
 
-  it('warns when a file source is a qcow2 image rather than a raw disk', async () => {
+  it('reads a qcow2 file as the disk inside it, and warns when --format raw keeps its bytes instead', async () => {
     const qcow2 = join(dir.path, 'disk.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '16M']);
-    const result = await cairn('backup', '--vm', 'q', '--disk', `sda=${qcow2}`);
+    const inside = await runJson<{ disks: { size: number }[] }>(['backup', '--repo', repo, '--vm', 'q', '--disk', `sda=${qcow2}`]);
+    expect(inside.disks[0]!.size).toBe(16 * 1024 * 1024);
+    const result = await cairn('backup', '--vm', 'q', '--disk', `sda=${qcow2}`, '--format', 'raw');
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('looks like a qcow2 image, not a raw disk');
   });

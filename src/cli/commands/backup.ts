@@ -9,6 +9,7 @@ import { openSource } from '../../ingest/open-source.js';
 import { BITMAP_MODES, type BitmapMode } from '../../ingest/bitmap-mode.js';
 import type { NbdSourceOptions } from '../../ingest/nbd-source.js';
 import { isNbdUri } from '../../formats/nbd-uri.js';
+import { IMAGE_FORMATS, type ImageFormat } from '../../formats/image-format.js';
 import type { Argv } from 'yargs';
 import { childLogger } from '../../log/index.js';
 import { assertValidName } from '../../url/cairn-url.js';
@@ -27,6 +28,7 @@ interface BackupArgs extends RepoArgs, JsonArgs, NbdArgs {
   'changed-blocks'?: string[];
   /** Bytes (sizeOption). */
   'block-size': number;
+  format?: string[];
 }
 
 /** Splits `NAME=VALUE` as --disk and --changed-blocks take it. */
@@ -161,7 +163,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         type: 'string',
         array: true,
         demandOption: true,
-        describe: 'NAME=SOURCE: a file, a block device, - (stdin) or an nbd:// URI; repeatable',
+        describe: 'NAME=SOURCE: a file (raw, qcow2, VHD, rbd diff or export), a block device, - (stdin) or an nbd:// URI; repeatable',
       })
       .option('config', { type: 'string', describe: 'VM configuration file to store with the point' })
       .option('base', { type: 'string', describe: 'incremental: latest or a point id to take unchanged data from' })
@@ -171,7 +173,17 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         describe: 'NAME=FILE: changed-block bitmap (base64 or raw, as Xen CBT gives it); needs --base',
       })
       .option('block-size', sizeOption('block-size', { default: '64KiB', min: 512, describe: 'block size of one bitmap bit' }))
+      .option('format', {
+        type: 'string',
+        array: true,
+        describe: `source format, detected by its magic when absent: ${IMAGE_FORMATS.join(', ')} ([DISK=]FORMAT)`,
+      })
       .example('$0 backup --vm web --disk sda=/dev/vg/web-snap', 'full backup of a block device')
+      .example(
+        '$0 backup --vm web --disk vda=disk.0.1 --base latest',
+        'incremental from a qcow2 overlay whose backing file is the last image',
+      )
+      .example('rbd export-diff --from-snap s1 rbd/web@s2 - | $0 backup --vm web --disk vda=-', 'an rbd diff onto the point made up to s1')
       .example('$0 backup --vm web --disk sda=web.raw --base latest --changed-blocks sda=cbt.b64', 'incremental with a Xen CBT bitmap')
       .epilog(
         'Exit codes: 4 a backup of this VM (or a gc) is already running; 6 the repository filesystem is full; 7 the source failed (unreadable, truncated, NBD error or stall); 130 interrupted. No point becomes visible unless the backup completes.',
@@ -195,7 +207,15 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const [name, sourceSpec] = splitAssignment(spec, 'disk');
         const changedBlocks = bitmaps.get(name);
         const nbd = isNbdUri(sourceSpec) ? nbdSourceOptions(argv, name) : undefined;
-        const source = await openSource(sourceSpec, { stdin: process.stdin, ...(nbd ? { nbd } : {}) });
+        const format = perDisk(argv.format, name, 'format');
+        if (format !== undefined && !(IMAGE_FORMATS as readonly string[]).includes(format)) {
+          throw new CairnError('ERR_INVALID_ARGUMENT', `--format must be one of ${IMAGE_FORMATS.join(', ')}, got '${format}'`);
+        }
+        const source = await openSource(sourceSpec, {
+          stdin: process.stdin,
+          ...(nbd ? { nbd } : {}),
+          ...(format !== undefined ? { format: format as ImageFormat } : {}),
+        });
         disks.push({ name, source, ...(changedBlocks ? { changedBlocks } : {}) });
         // stdin has no size up front: its bitmap cannot be measured against the disk.
         if (changedBlocks && source.size !== undefined) assertBitmapFits(changedBlocks, source.size, name);
@@ -208,7 +228,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         if (source instanceof FileSource && source.imageFormat) {
           log.warn(
             { disk: name, format: source.imageFormat },
-            `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given; for the disk inside it, convert it first (qemu-img convert -O raw) or export it over NBD (qemu-nbd)`,
+            `${sourceSpec} looks like a ${source.imageFormat} image, not a raw disk: it is backed up byte for byte as given (--format raw, or a block device); without --format a file's disk is read from inside it`,
           );
         }
       }

@@ -43,7 +43,9 @@ export const statCommand: CommandModule<object, StatArgs> = {
       created: isoTime(manifest.createdMs),
       parent: manifest.parent ?? null,
       source: manifest.source,
+      origin: manifest.disks.find((d) => d.name === url.disk)?.origin ?? null,
     };
+    const origin = info.origin;
     printResult(argv, info, () => [
       `${info.url}`,
       `  size:     ${formatBytes(info.size)} (${info.size} bytes)`,
@@ -52,6 +54,16 @@ export const statCommand: CommandModule<object, StatArgs> = {
       `  created:  ${info.created}`,
       `  parent:   ${info.parent ?? '-'}`,
       `  source:   ${info.source}`,
+      ...(origin
+        ? [
+            `  format:   ${origin.description}`,
+            ...(origin.parent !== undefined ? [`  backing:  ${origin.parent}`] : []),
+            ...(origin.parentLocators ?? []).map((locator) => `  locator:  ${locator}`),
+            ...(origin.fromSnap !== undefined || origin.toSnap !== undefined
+              ? [`  snapshots: from ${origin.fromSnap ?? '(image start)'} to ${origin.toSnap ?? '(image head)'}`]
+              : []),
+          ]
+        : []),
     ]);
   },
 };
