@@ -92,9 +92,10 @@ export class FileData {
     if (end <= offset) return [];
     const pieces: { offset: number; length: number; kind: 'data' | 'zero'; volumeRanges?: Range[]; sealed?: boolean }[] = [];
     const push = (from: number, to: number, kind: 'data' | 'zero', range?: Range, sealed = false): void => {
-      const last = pieces[pieces.length - 1];
-      const lastEnd = last ? last.offset + last.length : offset;
+      const before = pieces[pieces.length - 1];
+      const lastEnd = before ? before.offset + before.length : offset;
       if (from > lastEnd) push(lastEnd, from, 'zero');
+      const last = pieces[pieces.length - 1];
       const mergeable = last && !last.sealed && !sealed && last.kind === kind && (kind === 'zero' || (range && last.volumeRanges));
       if (mergeable) {
         last.length += to - from;
