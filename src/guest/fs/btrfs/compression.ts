@@ -98,9 +98,21 @@ function lzoDecode(input: Buffer, ramBytes: number, sectorSize: number): Buffer 
   return out;
 }
 
+/** zstd's Block_Maximum_Size (RFC 8878 §3.1.1.2.4): no block regenerates more. */
+const ZSTD_BLOCK_MAX = 128 * 1024;
+/**
+ * The most a frame for one extent may regenerate by its block headers before it is refused: the
+ * kernel's frames for at most 128 KiB have a block or two, so twice that and a margin is plenty,
+ * and the decoder never grows its output past it whatever the frame declares (or leaves out).
+ */
+const ZSTD_FRAME_REGENERATED_MAX = 4 * FILE_EXTENT.MAX_UNCOMPRESSED;
+
 /**
  * The length of the zstd frame at the start of `input` (RFC 8878 §3.1.1): btrfs zero-pads extents
- * to a sector, and the decoder refuses bytes after the frame that are not another frame.
+ * to a sector, and the decoder refuses bytes after the frame that are not another frame. Walking
+ * the block headers also bounds what the frame can regenerate (raw and RLE blocks say their size,
+ * compressed ones are at most min(window, 128 KiB)), so a frame without a declared content size
+ * cannot make the decoder allocate more than ZSTD_FRAME_REGENERATED_MAX.
  */
 export function zstdFrameLength(input: Buffer): number {
   if (input.length < 6 || input.readUInt32LE(0) !== 0xfd2fb528) throw new DecodeError('not a zstd frame');
@@ -108,7 +120,15 @@ export function zstdFrameLength(input: Buffer): number {
   const singleSegment = (descriptor >> 5) & 1;
   const hasChecksum = (descriptor >> 2) & 1;
   const fcsBytes = [singleSegment ? 1 : 0, 2, 4, 8][descriptor >> 6]!;
+  let blockMax = ZSTD_BLOCK_MAX;
+  if (!singleSegment) {
+    const window = input[5]!;
+    const log = 10 + (window >> 3);
+    const size = 2 ** log + (2 ** log / 8) * (window & 7);
+    blockMax = Math.min(blockMax, size);
+  }
   let at = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]! + fcsBytes;
+  let regenerated = 0;
   for (;;) {
     if (at + 3 > input.length) throw new DecodeError('zstd frame is truncated');
     const header = input[at]! | (input[at + 1]! << 8) | (input[at + 2]! << 16);
@@ -116,6 +136,11 @@ export function zstdFrameLength(input: Buffer): number {
     const type = (header >> 1) & 3;
     const size = header >>> 3;
     if (type === 3) throw new DecodeError('zstd block of reserved type');
+    if (size > ZSTD_BLOCK_MAX) throw new DecodeError(`zstd block of ${size} bytes exceeds the block maximum`);
+    // Raw and RLE blocks regenerate `size` bytes; a compressed one at most a block.
+    regenerated += type === 2 ? blockMax : size;
+    if (regenerated > ZSTD_FRAME_REGENERATED_MAX)
+      throw new DecodeError(`zstd frame may regenerate more than ${ZSTD_FRAME_REGENERATED_MAX} bytes`);
     at += type === 1 ? 1 : size;
     if (header & 1) break;
   }
