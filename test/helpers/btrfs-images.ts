@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTree, pattern, run, tempDir, type TreeOptions } from './ext4-images.js';
+import { crc32c } from '../../src/util/crc32c.js';
+import { makeTree, patchImage, pattern, peekImage, run, tempDir, type TreeOptions } from './ext4-images.js';
 
 export const FIXED_FSID = '5ca1ab1e-0000-4000-8000-00000000b7f5';
 
@@ -170,4 +171,31 @@ export function fileDiskExtents(image: string, treeArgs: readonly string[], ino:
   const re = new RegExp(`key \\(${ino} EXTENT_DATA \\d+\\)[^\\n]*\\n[^\\n]*\\n\\s+extent data disk byte (\\d+) nr (\\d+)`, 'g');
   for (const m of text.matchAll(re)) if (m[1] !== '0') out.push({ logical: Number(m[1]), length: Number(m[2]) });
   return out;
+}
+
+/** Where dump-tree puts the first item whose key line matches `keyPattern`: its leaf and data range. */
+export function findItem(
+  image: string,
+  treeArgs: readonly string[],
+  keyPattern: RegExp,
+): { leaf: number; itemOffset: number; itemSize: number; text: string } {
+  let leaf = -1;
+  const lines = dumpTree(image, treeArgs).split('\n');
+  for (const [i, line] of lines.entries()) {
+    const header = /^leaf (\d+) items/.exec(line);
+    if (header) leaf = Number(header[1]);
+    const item = /^\titem \d+ key (\(.*\)) itemoff (\d+) itemsize (\d+)/.exec(line);
+    if (item && keyPattern.test(item[1]!)) {
+      return { leaf, itemOffset: Number(item[2]), itemSize: Number(item[3]), text: lines.slice(i, i + 4).join('\n') };
+    }
+  }
+  throw new Error(`no item matches ${keyPattern}`);
+}
+
+/** Writes `patch` at `offset` inside the tree block at physical `block` and re-checksums it (crc32c), as a hostile image would. */
+export function patchTreeBlock(image: string, block: number, nodeSize: number, offset: number, patch: Buffer): void {
+  const bytes = peekImage(image, block, nodeSize);
+  patch.copy(bytes, offset);
+  bytes.writeUInt32LE(crc32c(bytes.subarray(32)), 0);
+  patchImage(image, block, bytes);
 }
