@@ -121,6 +121,18 @@ export function makeFedoraLayout(top: string): void {
   writeFileSync(join(top, 'home', 'user', 'notes.txt'), compressibleText(50_000, 9));
 }
 
+/** Mulberry32: a tiny seeded PRNG, so that a fuzz seed names its case. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** `btrfs inspect-internal dump-tree ARGS image`, for tests to find where structures are. */
 export function dumpTree(image: string, args: readonly string[]): string {
   // A tree of thousands of entries prints tens of megabytes.

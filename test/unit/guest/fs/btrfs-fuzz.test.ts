@@ -14,7 +14,15 @@ import { CairnError } from '../../../../src/core/errors.js';
 import type { GuestFileSystem, GuestNodeId } from '../../../../src/core/guest-filesystem.js';
 import { btrfsDriver } from '../../../../src/guest/fs/btrfs/index.js';
 import { crc32c } from '../../../../src/util/crc32c.js';
-import { chunkMappings, compressibleText, mkfsBtrfs, physicalCopies, treeBlocks, withBtrfsMount } from '../../../helpers/btrfs-images.js';
+import {
+  chunkMappings,
+  compressibleText,
+  mkfsBtrfs,
+  physicalCopies,
+  prng,
+  treeBlocks,
+  withBtrfsMount,
+} from '../../../helpers/btrfs-images.js';
 import { FAKE_TIME, pattern, run, tempDir } from '../../../helpers/ext4-images.js';
 
 const CASES_PER_IMAGE = Number(process.env.CAIRN_FUZZ_CASES ?? 150);
@@ -66,18 +74,6 @@ class PatchedVolume implements BlockReader {
   async allocation(offset: number, length: number): Promise<{ offset: number; length: number; zero: boolean }[]> {
     return [{ offset, length, zero: false }];
   }
-}
-
-/** Mulberry32: a tiny seeded PRNG, so that a seed names its mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Lzo1xError, lzo1xDecompress } from '../../../../src/guest/fs/btrfs/lzo1x.js';
-import { compressibleText } from '../../../helpers/btrfs-images.js';
+import { compressibleText, prng } from '../../../helpers/btrfs-images.js';
 import { pattern } from '../../../helpers/ext4-images.js';
 
 const LZOP_MAGIC = Buffer.from([0x89, 0x4c, 0x5a, 0x4f, 0x00, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -79,18 +79,6 @@ describe('LZO1X decompressor vs lzop', () => {
     expect(() => lzo1xDecompress(Buffer.alloc(0), 10)).toThrow(Lzo1xError);
   });
 });
-
-/** Mulberry32, so that a failing case is named by its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('LZO1X decompressor fuzz', () => {
   it('random input and damaged streams decode within the bound or throw Lzo1xError', () => {
