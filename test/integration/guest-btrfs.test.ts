@@ -92,6 +92,13 @@ const VARIANTS: Variant[] = [
     superShows: /csum_type\s+2 \(sha256\)/,
   },
   {
+    name: 'blake2b checksums, compress=zstd',
+    args: ['--csum', 'blake2'],
+    fill: ['compress=zstd'],
+    tree: { ...full, manyEntries: 500 },
+    superShows: /csum_type\s+3 \(blake2\)/,
+  },
+  {
     name: 'populated by mkfs.btrfs --rootdir',
     args: [],
     // mkfs --rootdir copies files whole (holes become zeros): no huge sparse file.

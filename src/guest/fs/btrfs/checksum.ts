@@ -1,11 +1,12 @@
 // The checksums btrfs stores in tree block headers, the superblock and the csum tree
 // (btrfs_tree.h BTRFS_CSUM_TYPE_*; the kernel's fs/btrfs/disk-io.c csum_tree_block). Each is stored
-// in the first csum_size bytes of a 32-byte field: crc32c and xxhash64 little-endian, sha256 as its
-// digest bytes.
+// in the first csum_size bytes of a 32-byte field: crc32c and xxhash64 little-endian, sha256 and
+// blake2b-256 as their digest bytes.
 import { createHash } from 'node:crypto';
 import { crc32cUpdate } from '../../../util/crc32c.js';
 import { CSUM_NAMES, CSUM_SIZE, CSUM_TYPE } from './layout.js';
 import { unsupported } from './errors.js';
+import { blake2b256 } from './blake2b.js';
 import { xxhash64 } from './xxhash64.js';
 
 /** Computes the digest of bytes[start, end) into `out` at `at` (csum_size bytes). */
@@ -28,9 +29,10 @@ const IMPLEMENTED: Record<number, ChecksumFunction> = {
   [CSUM_TYPE.SHA256]: (bytes, start, end, out, at) => {
     createHash('sha256').update(bytes.subarray(start, end)).digest().copy(out, at);
   },
+  [CSUM_TYPE.BLAKE2B_256]: blake2b256,
 };
 
-/** The checksum the superblock names; blake2b (which node:crypto lacks at 256 bits) is refused. */
+/** The checksum the superblock names (every type btrfs defines; an unknown one is refused). */
 export function checksumKind(type: number, volume: string): ChecksumKind {
   const size = CSUM_SIZE[type as keyof typeof CSUM_SIZE];
   const name = CSUM_NAMES[type as keyof typeof CSUM_NAMES];

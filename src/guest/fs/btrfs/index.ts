@@ -1,8 +1,8 @@
 // The read-only btrfs reader: superblock (mirrors when the primary is damaged), the sys_chunk_array
 // and chunk tree (single and DUP profiles of one device), the root tree's subvolumes, FS trees
 // (inodes, DIR_INDEX listings, DIR_ITEM lookups by crc32c name hash), file extents (inline,
-// regular, prealloc, holes; zlib, lzo and zstd) and the crc32c/xxhash64/sha256 checksums of
-// metadata blocks and data sectors, all over a BlockReader with byte-bounded caches.
+// regular, prealloc, holes; zlib, lzo and zstd) and the crc32c/xxhash64/sha256/blake2b checksums
+// of metadata blocks and data sectors, all over a BlockReader with byte-bounded caches.
 //
 // Node ids (node-ids.ts): a btrfs inode is (subvolume tree id, objectid), packed into the
 // GuestNodeId bigint as `tree << 64 | objectid`: both are u64, so ids never collide, and the
