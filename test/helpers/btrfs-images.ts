@@ -3,11 +3,13 @@
 // snapshots, reflinks, prealloc extents). The layout of blocks comes from `btrfs inspect-internal
 // dump-tree`, never from Cairn's reader. Images are sparse files in a temp dir, never committed.
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from '../../src/util/crc32c.js';
 import { makeTree, patchImage, pattern, peekImage, run, tempDir, type TreeOptions } from './ext4-images.js';
 
+/** The fsid of images that must come out the same every run (fuzz bases, never mounted). */
 export const FIXED_FSID = '5ca1ab1e-0000-4000-8000-00000000b7f5';
 
 export interface BtrfsMkfsOptions {
@@ -17,14 +19,19 @@ export interface BtrfsMkfsOptions {
   readonly args?: readonly string[];
   /** Populate from this directory (mkfs.btrfs --rootdir). */
   readonly from?: string;
+  /**
+   * The fsid; a fresh one by default. The kernel refuses to mount (and mkfs to make) a second
+   * filesystem whose fsid is in use, so images mounted while other tests run must not share one.
+   */
+  readonly fsid?: string;
 }
 
-/** mkfs.btrfs with a fixed fsid, so the same inputs give the same layout. */
+/** mkfs.btrfs (with `fsid` fixed, the same inputs give the same layout). */
 export function mkfsBtrfs(path: string, options: BtrfsMkfsOptions): string {
   const fd = openSync(path, 'w');
   ftruncateSync(fd, options.size);
   closeSync(fd);
-  const args = ['-q', '-f', '-U', FIXED_FSID, ...(options.args ?? [])];
+  const args = ['-q', '-f', '-U', options.fsid ?? randomUUID(), ...(options.args ?? [])];
   if (options.from) args.push('--rootdir', options.from);
   run('mkfs.btrfs', [...args, path]);
   return path;

@@ -17,6 +17,7 @@ import { crc32c } from '../../../../src/util/crc32c.js';
 import {
   chunkMappings,
   compressibleText,
+  FIXED_FSID,
   mkfsBtrfs,
   physicalCopies,
   prng,
@@ -189,7 +190,12 @@ function buildRootdir(name: string, args: string[]): BaseImage {
   fillSource(src);
   for (const rel of ['', 'sub', 'sub/deeper', 'wide', 'small.txt', 'inline-ish', 'sub/medium.bin', 'sub/deeper/big.bin'])
     utimesSync(join(src, rel), FAKE_TIME, FAKE_TIME);
-  const image = mkfsBtrfs(join(dir, `${name}.img`), { size: 48 * 1024 * 1024, args: ['-m', 'single', '-n', '4096', ...args], from: src });
+  const image = mkfsBtrfs(join(dir, `${name}.img`), {
+    size: 48 * 1024 * 1024,
+    args: ['-m', 'single', '-n', '4096', ...args],
+    from: src,
+    fsid: FIXED_FSID,
+  });
   return { name, bytes: readFileSync(image), blocks: metadataBlocks(image, 4096) };
 }
 
