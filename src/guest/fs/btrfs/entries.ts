@@ -41,7 +41,7 @@ export class EntryResolver {
       }
       return {
         name: item.name,
-        id: packId({ kind: 'placeholder', tree: treeId, dir, subvolume: child & ((1n << 64n) - 1n) }),
+        id: packId({ kind: 'placeholder', tree: treeId, dir, subvolume: child }),
         type: 'dir',
       };
     }
