@@ -1,6 +1,7 @@
 import type { BlockReader } from '../../core/block-reader.js';
 import { CairnError } from '../../core/errors.js';
 import type { GuestFileSystem, GuestFileSystemDriver, GuestOpenOptions } from '../../core/guest-filesystem.js';
+import { btrfsDriver } from './btrfs/index.js';
 import { ext4Driver } from './ext4/index.js';
 import { fatDriver } from './fat/index.js';
 
@@ -8,7 +9,7 @@ import { fatDriver } from './fat/index.js';
  * Every guest filesystem Cairn reads, in probe order. Each driver's probe looks only at its own
  * signature, so the order matters only where signatures could overlap (none do today).
  */
-export const GUEST_FS_DRIVERS: readonly GuestFileSystemDriver[] = [ext4Driver, fatDriver];
+export const GUEST_FS_DRIVERS: readonly GuestFileSystemDriver[] = [ext4Driver, fatDriver, btrfsDriver];
 
 /** The driver whose signature the volume carries, or undefined (no filesystem Cairn knows). */
 export async function probeFileSystem(volume: BlockReader): Promise<GuestFileSystemDriver | undefined> {
