@@ -214,7 +214,7 @@ describe('cairn output: closed pipes, --json shapes and errors, log lines, progr
 
   it('says in --help what each command does, and what its special exit codes mean', async () => {
     const help = async (command: string) => (await runCairn([command, '--help'])).stdout.toString().replace(/\s+/g, ' ');
-    expect(await help('cat')).toMatch(/write a disk .* to standard output.*exits 5 after writing every byte before the damaged chunk/);
+    expect(await help('cat')).toMatch(/write a disk.* to standard output.*exits 5 after writing every byte before the damaged chunk/);
     expect(await help('cat')).toMatch(/ends cat quietly with exit 0/);
     expect(await help('restore')).toMatch(/renamed into place.*damage \(exit 5\).*left as it was.*block device.*byte ranges/);
     expect(await help('verify')).toMatch(/5 damage found.*3 the VM, point or disk does not exist/);
