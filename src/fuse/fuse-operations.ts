@@ -86,13 +86,14 @@ function modeOf(node: TreeNode): number {
 }
 
 function statOf(node: TreeNode, owner: Ownership, blockSize: number): FuseStat {
-  const mtime = new Date(node.mtimeMs);
+  // Milliseconds, which fuse-native takes as they are (no Date per field on every getattr).
+  const mtime = node.mtimeMs;
   const base = {
     uid: owner.uid,
     gid: owner.gid,
     mtime,
-    atime: node.guest ? new Date(node.guest.atimeMs) : mtime,
-    ctime: node.guest ? new Date(node.guest.ctimeMs) : mtime,
+    atime: node.guest ? node.guest.atimeMs : mtime,
+    ctime: node.guest ? node.guest.ctimeMs : mtime,
     mode: modeOf(node),
   };
   switch (node.kind) {

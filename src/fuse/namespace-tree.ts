@@ -156,14 +156,20 @@ export class NamespaceTree {
       case 'symlink':
         return { kind: 'symlink', target: escapeTarget(await node.fs.readlink(node.id)), mtimeMs, guest };
       case 'file': {
-        const label = `${node.volume.label}/${node.path.join('/')}`;
-        const blockSize = (await node.volume.open()).blockSize;
         return {
           kind: 'file',
           size: stat.size,
           mtimeMs,
           guest,
-          open: async () => new GuestFileReader(node.fs, node.id, stat.size, blockSize, label),
+          // The volume is opened only when the file is: getattr of every file in a walk must stay cheap.
+          open: async () =>
+            new GuestFileReader(
+              node.fs,
+              node.id,
+              stat.size,
+              (await node.volume.open()).blockSize,
+              `${node.volume.label}/${node.path.join('/')}`,
+            ),
         };
       }
       default:
