@@ -48,12 +48,13 @@ export class InFlight {
   private count = 0;
   private waiters: Array<() => void> = [];
 
-  track<T>(work: Promise<T>): Promise<T> {
+  enter(): void {
     this.count++;
-    return work.finally(() => {
-      this.count--;
-      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
-    });
+  }
+
+  leave(): void {
+    this.count--;
+    if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
   }
 
   get size(): number {
@@ -148,16 +149,30 @@ export function makeFuseOperations(
       fail(ERRNO.ENOTCONN);
       return;
     }
-    inFlight
-      .track(Promise.resolve().then(work))
-      .then(reply, (err: unknown) => {
-        const errno = fuseErrnoOf(err);
-        if (!isCairnError(err, 'ERR_NOT_FOUND')) {
-          const context = isCairnError(err) ? { code: err.code, ...err.context } : { err };
-          log.warn(context, `${what}: ${(err as Error).message ?? String(err)}`);
-        }
-        fail(errno);
-      })
+    // Every request costs a handful of promise reactions at most: a tree walk is tens of thousands of them.
+    let pending: Promise<T>;
+    try {
+      pending = work();
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    inFlight.enter();
+    pending
+      .then(
+        (value) => {
+          inFlight.leave();
+          reply(value);
+        },
+        (err: unknown) => {
+          inFlight.leave();
+          const errno = fuseErrnoOf(err);
+          if (!isCairnError(err, 'ERR_NOT_FOUND')) {
+            const context = isCairnError(err) ? { code: err.code, ...err.context } : { err };
+            log.warn(context, `${what}: ${(err as Error).message ?? String(err)}`);
+          }
+          fail(errno);
+        },
+      )
       .catch((err: unknown) => log.error({ err }, `FUSE reply failed for ${what}`));
   }
 
