@@ -6,6 +6,8 @@
  * digits). The mapping is reversible: `unescapeGuestName(escapeGuestName(b))` equals `b` for every
  * byte string, and names that need no escaping (nearly all) read the same everywhere.
  */
+import { isUtf8 } from 'node:buffer';
+
 const PERCENT = 0x25;
 const SLASH = 0x2f;
 
@@ -37,6 +39,8 @@ function utf8SequenceLength(bytes: Uint8Array, i: number): number {
 const hex = (byte: number): string => '%' + byte.toString(16).toUpperCase().padStart(2, '0');
 
 export function escapeGuestName(name: Uint8Array): string {
+  // Nearly every name needs no escape: say so with one native UTF-8 check and one scan.
+  if (!name.some(needsEscape) && isUtf8(name)) return Buffer.from(name.buffer, name.byteOffset, name.length).toString('utf8');
   let out = '';
   let i = 0;
   while (i < name.length) {

@@ -72,3 +72,14 @@ export function isAllZero(buf: Buffer): boolean {
   }
   return true;
 }
+
+/**
+ * A copy of `source[start, end)` in memory of its own, so that a small piece of a big cached block
+ * (a name, an inode's block map) does not pin the block. Faster than Buffer.from(subarray) for the
+ * tiny pieces guest filesystem readers copy by the hundred thousand.
+ */
+export function copyBytes(source: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  source.copy(out, 0, start, end);
+  return out;
+}

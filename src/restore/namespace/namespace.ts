@@ -19,7 +19,7 @@ export interface ResolveOptions {
 }
 
 export interface NamespaceOptions {
-  /** Metadata cache of each opened guest filesystem (default 8 MiB). */
+  /** Metadata cache of each opened guest filesystem (default 32 MiB). */
   metadataCacheBytes?: number;
   warn?: (message: string, context: Record<string, unknown>) => void;
 }
@@ -45,7 +45,7 @@ export class Namespace {
     readonly catalog: Catalog,
     options: NamespaceOptions = {},
   ) {
-    this.metadataCacheBytes = options.metadataCacheBytes ?? 8 * 1024 * 1024;
+    this.metadataCacheBytes = options.metadataCacheBytes ?? 32 * 1024 * 1024;
     this.warn = options.warn ?? (() => undefined);
   }
 

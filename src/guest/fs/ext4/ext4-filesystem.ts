@@ -1,3 +1,4 @@
+import { copyBytes } from '../../../util/bytes.js';
 import type { BlockReader } from '../../../core/block-reader.js';
 import { CairnError } from '../../../core/errors.js';
 import type {
@@ -150,8 +151,8 @@ export class Ext4FileSystem implements GuestFileSystem {
   private entry(record: DirEntryRecord): GuestDirEntry {
     const type: GuestNodeType | undefined = DIRENT_FILE_TYPES[record.fileType as keyof typeof DIRENT_FILE_TYPES];
     return type
-      ? { name: Buffer.from(record.name), id: BigInt(record.ino), type }
-      : { name: Buffer.from(record.name), id: BigInt(record.ino) };
+      ? { name: copyBytes(record.name, 0, record.name.length), id: BigInt(record.ino), type }
+      : { name: copyBytes(record.name, 0, record.name.length), id: BigInt(record.ino) };
   }
 
   private inode(id: GuestNodeId): Promise<Ext4Inode> {

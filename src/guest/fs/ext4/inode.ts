@@ -1,3 +1,4 @@
+import { copyBytes } from '../../../util/bytes.js';
 import type { GuestNodeType } from '../../../core/guest-filesystem.js';
 import { inodeChecksumMatches, inodeSeed } from './checksums.js';
 import { formatInvalid } from './errors.js';
@@ -107,11 +108,10 @@ export function decodeInode(raw: Buffer, ino: number, sb: Superblock, volume: st
     mtimeNs: time(INODE.i_mtime, INODE.i_mtime_extra),
     ctimeNs: time(INODE.i_ctime, INODE.i_ctime_extra),
     crtimeNs: fits(INODE.i_crtime) ? time(INODE.i_crtime, INODE.i_crtime_extra) : undefined,
-    iBlock: Buffer.from(raw.subarray(INODE.i_block, INODE.i_block + INODE.I_BLOCK_SIZE)),
+    iBlock: copyBytes(raw, INODE.i_block, INODE.i_block + INODE.I_BLOCK_SIZE),
     sectors,
     fileAcl: u32(INODE.i_file_acl_lo) + aclHigh * 2 ** 32,
-    xattrArea:
-      flags & INODE_FLAGS.INLINE_DATA ? Buffer.from(raw.subarray(SUPERBLOCK.GOOD_OLD_INODE_SIZE + extraIsize, sb.inodeSize)) : NO_XATTRS,
+    xattrArea: flags & INODE_FLAGS.INLINE_DATA ? copyBytes(raw, SUPERBLOCK.GOOD_OLD_INODE_SIZE + extraIsize, sb.inodeSize) : NO_XATTRS,
     csumSeed,
   };
 }
