@@ -2,12 +2,14 @@ import type { BlockReader } from '../../core/block-reader.js';
 import { CairnError } from '../../core/errors.js';
 import type { GuestFileSystem, GuestFileSystemDriver, GuestOpenOptions } from '../../core/guest-filesystem.js';
 import { ext4Driver } from './ext4/index.js';
+import { ntfsDriver } from './ntfs/index.js';
 
 /**
  * Every guest filesystem Cairn reads, in probe order. Each driver's probe looks only at its own
- * signature, so the order matters only where signatures could overlap (none do today).
+ * signature, so the order matters only where signatures could overlap. NTFS stays last: when the
+ * first sector is not a boot sector it also looks for a backup boot sector at the volume's end.
  */
-export const GUEST_FS_DRIVERS: readonly GuestFileSystemDriver[] = [ext4Driver];
+export const GUEST_FS_DRIVERS: readonly GuestFileSystemDriver[] = [ext4Driver, ntfsDriver];
 
 /** The driver whose signature the volume carries, or undefined (no filesystem Cairn knows). */
 export async function probeFileSystem(volume: BlockReader): Promise<GuestFileSystemDriver | undefined> {
