@@ -4,7 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   qemu-utils qemu-system-x86 libnbd-bin nbdkit fuse3 libfuse2 e2fsprogs dosfstools ntfs-3g fdisk gdisk
-  util-linux mount mtools restic fio zstd python3 make g++ time lvm2 attr
+  util-linux mount mtools restic fio zstd python3 make g++ time lvm2 attr faketime
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -70,9 +70,18 @@ async function until(what: string, deadlineMs: number, ok: () => boolean): Promi
  * Mounts `image` with ntfs-3g (kept in the foreground with no_detach, so that its exit says the
  * image is written), runs `fn` on the mount point, unmounts and waits for ntfs-3g to exit.
  */
-export async function withNtfs3g<T>(image: string, options: readonly string[], fn: (dir: string) => Promise<T> | T): Promise<T> {
+export async function withNtfs3g<T>(
+  image: string,
+  options: readonly string[],
+  fn: (dir: string) => Promise<T> | T,
+  frozenTime?: string,
+): Promise<T> {
   const dir = tempDir('ntfsmnt');
-  const child = spawn('ntfs-3g', [image, dir, '-o', ['no_detach', ...options].join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = [image, dir, '-o', ['no_detach', ...options].join(',')];
+  // faketime freezes ntfs-3g's clock, so that the same writes make the same image.
+  const child = frozenTime
+    ? spawn('faketime', ['-f', frozenTime, 'ntfs-3g', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn('ntfs-3g', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -490,3 +499,55 @@ export function ntfsinfoAttributes(image: string, path: string): string[] {
     (m) => `${m[1]}@${m[2]}`,
   );
 }
+
+/** The runlist ntfsinfo prints for attribute `attribute` (e.g. '$DATA', '$INDEX_ALLOCATION') of a path or record: [lcn, clusters] of allocated runs. */
+export function ntfsinfoRuns(image: string, target: { path: string } | { record: number }, attribute: string): [number, number][] {
+  const args = 'path' in target ? ['-v', '-F', target.path, image] : ['-v', '-i', String(target.record), image];
+  const text = run('ntfsinfo', args);
+  const runs: [number, number][] = [];
+  for (const section of text.split('Dumping attribute ').slice(1)) {
+    if (!section.startsWith(`${attribute} `)) continue;
+    const block = section.slice(section.indexOf('Runlist:'));
+    if (!section.includes('Runlist:')) continue;
+    for (const line of block.split('\n').slice(1)) {
+      const m = /^\s+0x([0-9a-f]+)\s+(0x[0-9a-f]+|<HOLE>|-?\d+)\s+0x([0-9a-f]+)/i.exec(line);
+      if (!m) break;
+      if (m[2]!.startsWith('0x')) runs.push([parseInt(m[2]!.slice(2), 16), parseInt(m[3]!, 16)]);
+    }
+  }
+  return runs;
+}
+
+/** Volume byte offset of MFT record `record` (through $MFT's runlist as ntfsinfo prints it). */
+export function mftRecordOffset(image: string, record: number, clusterSize: number, recordSize = 1024): number {
+  let vcnByte = record * recordSize;
+  for (const [lcn, clusters] of ntfsinfoRuns(image, { record: 0 }, '$DATA')) {
+    if (vcnByte < clusters * clusterSize) return lcn * clusterSize + vcnByte;
+    vcnByte -= clusters * clusterSize;
+  }
+  throw new Error(`record ${record} is beyond the MFT`);
+}
+
+/** The record number ntfsinfo reports for a path. */
+export function mftRecordOf(image: string, path: string): number {
+  return Number(/Dumping Inode (\d+)/.exec(run('ntfsinfo', ['-F', path, image]))![1]);
+}
+
+/**
+ * Byte offset (in the record) of the first attribute of `type` in an MFT record as stored (the
+ * attribute chain is not covered by fixups except at stride ends, which patches must avoid).
+ */
+export function attributeOffset(record: Buffer, type: number, nth = 0): number {
+  let at = record.readUInt16LE(0x14);
+  let seen = 0;
+  while (at + 8 <= record.length) {
+    const t = record.readUInt32LE(at);
+    if (t === 0xffffffff) break;
+    if (t === type && seen++ === nth) return at;
+    at += record.readUInt32LE(at + 4);
+  }
+  throw new Error(`no attribute 0x${type.toString(16)} in the record`);
+}
+
+/** Mounts with faketime so that what ntfs-3g writes does not depend on the clock (fuzz bases must replay). */
+export const FROZEN_TIME = '2020-01-01 00:00:00';

@@ -100,7 +100,8 @@ export function backupBootOffsets(volumeSize: number): number[] {
   const offsets: number[] = [];
   for (let size = BOOT.MAX_SECTOR_SIZE; size >= BOOT.MIN_SECTOR_SIZE; size /= 2) {
     const at = Math.floor(volumeSize / size) * size - size;
-    if (at > 0 && !offsets.includes(at)) offsets.push(at);
+    // A boot sector is 512 bytes even on 256-byte sectors: it must fit before the end.
+    if (at > 0 && at + BOOT.SIZE <= volumeSize && !offsets.includes(at)) offsets.push(at);
   }
   return offsets;
 }
