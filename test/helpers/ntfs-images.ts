@@ -78,18 +78,21 @@ export async function withNtfs3g<T>(
 ): Promise<T> {
   const dir = tempDir('ntfsmnt');
   const args = [image, dir, '-o', ['no_detach', ...options].join(',')];
+  // ntfs-3g's log goes to a file, not a pipe: the tests write through the mount synchronously, so a
+  // pipe would not be drained, fill, and block ntfs-3g (and with it the write) for ever.
+  const logPath = join(dir + '.log');
+  const log = openSync(logPath, 'w');
+  const stdio: ['ignore', 'ignore', number] = ['ignore', 'ignore', log];
   // faketime freezes ntfs-3g's clock, so that the same writes make the same image.
-  const child = frozenTime
-    ? spawn('faketime', ['-f', frozenTime, 'ntfs-3g', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn('ntfs-3g', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const child = frozenTime ? spawn('faketime', ['-f', frozenTime, 'ntfs-3g', ...args], { stdio }) : spawn('ntfs-3g', args, { stdio });
+  closeSync(log);
+  const stderr = (): string => readFileSync(logPath, 'utf8');
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let done = false;
   void exited.then(() => (done = true));
   try {
     await until(`ntfs-3g to mount ${image}`, 15_000, () => {
-      if (done) throw new Error(`ntfs-3g exited: ${stderr}`);
+      if (done) throw new Error(`ntfs-3g exited: ${stderr()}`);
       return isMounted(dir);
     });
     return await fn(dir);
@@ -104,6 +107,7 @@ export async function withNtfs3g<T>(
     if (!done) await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
     if (!done) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    rmSync(logPath, { force: true });
   }
 }
 
@@ -392,17 +396,17 @@ export function makeNtfsTree(root: string, options: NtfsTreeOptions = {}): void 
 }
 
 /**
- * A file in about `pieces / 2` fragments and an MFT grown in pieces: ntfs-3g allocates after its
- * last allocation rather than in holes, so the holes must be all that is free. Small files, a
- * filler taking the rest of the volume, every other small file deleted, then new files (the MFT
- * grows into the holes), then the file, then the filler deleted again.
+ * Leaves the volume with `holes` one-cluster holes as all its free space: ntfs-3g allocates after
+ * its last allocation rather than in holes, so holes must be all there is. Small files, a filler
+ * taking the rest of the volume (the MFT zone too: ntfs-3g gives it to data only when all else is
+ * taken), then every other small file deleted. Returns the cluster size and a function that deletes
+ * the filler again.
  */
-export function makeFragmentedFile(root: string, pieces: number): void {
-  const holes = join(root, 'holes');
-  mkdirSync(holes);
+function leaveOnlyHoles(root: string, holes: number): { cluster: number; release: () => void } {
+  const dir = join(root, 'holes');
+  mkdirSync(dir);
   const cluster = Number(run('stat', ['-f', '-c', '%S', root]).trim());
-  for (let i = 0; i < 2 * pieces; i++) writeFileSync(join(holes, String(i)), pattern(cluster, i));
-  // Until the volume is full, the MFT zone included (ntfs-3g gives it to data only when all else is taken).
+  for (let i = 0; i < 2 * holes; i++) writeFileSync(join(dir, String(i)), pattern(cluster, i));
   const filler = openSync(join(root, 'filler'), 'w');
   const chunk = Buffer.alloc(256 * 1024);
   try {
@@ -412,12 +416,32 @@ export function makeFragmentedFile(root: string, pieces: number): void {
   } finally {
     closeSync(filler);
   }
-  for (let i = 0; i < 2 * pieces; i += 2) rmSync(join(holes, String(i)));
+  for (let i = 0; i < 2 * holes; i += 2) rmSync(join(dir, String(i)));
+  return { cluster, release: () => rmSync(join(root, 'filler')) };
+}
+
+/**
+ * More new files than records were freed: the MFT runs out of free records and grows into the
+ * holes, a few clusters at a time.
+ */
+function growMft(root: string, files: number): void {
   mkdirSync(join(root, 'mft-growth'));
-  // More files than were deleted: the MFT runs out of free records and must grow into the holes.
-  for (let i = 0; i < 2 * pieces; i++) writeFileSync(join(root, 'mft-growth', `grown-${i}`), `${i}\n`);
+  for (let i = 0; i < files; i++) writeFileSync(join(root, 'mft-growth', `grown-${i}`), `${i}\n`);
+}
+
+/** A file in about `pieces / 2` fragments (an attribute list and $DATA extension records) and an MFT grown in pieces. */
+export function makeFragmentedFile(root: string, pieces: number): void {
+  const { cluster, release } = leaveOnlyHoles(root, pieces);
+  growMft(root, 2 * pieces);
   writeFileSync(join(root, TREE.fragmented), pattern(Math.floor(pieces / 2) * cluster, 77));
-  rmSync(join(root, 'filler'));
+  release();
+}
+
+/** An MFT in thousands of pieces: its runlist needs extension records, found through $MFT's own attribute list. */
+export function makeFragmentedMft(root: string): void {
+  const { release } = leaveOnlyHoles(root, 3000);
+  growMft(root, 12_000);
+  release();
 }
 
 /** Makes special files as WSL does (ntfs-3g's special_files=wsl: reparse points with $LXMOD/$LXDEV). */

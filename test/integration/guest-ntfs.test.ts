@@ -12,6 +12,7 @@ import { compareWithKernel } from '../helpers/guest-fs-oracle.js';
 import {
   compareAttributes,
   ImageReader,
+  makeFragmentedMft,
   makeNtfsTree,
   makeWslSpecials,
   MiB,
@@ -164,6 +165,30 @@ describe('ntfs reader on a partitioned disk', () => {
       await compareVolume(fs, part, { manyEntries: 100 });
     } finally {
       reader.close();
+    }
+  });
+});
+
+describe('ntfs reader on an MFT in thousands of pieces', () => {
+  it("follows $MFT's own attribute list to the extension records that map the rest of the MFT", async () => {
+    const image = join(dir, 'mft-list.img');
+    mkntfs(image, { size: 64 * MiB });
+    await withNtfs3g(image, [], (mnt) => makeFragmentedMft(mnt));
+    const attrs = ntfsinfoAttributes(image, '/$MFT');
+    expect(attrs).toContain('$ATTRIBUTE_LIST@0');
+    expect(attrs.filter((a) => a.startsWith('$DATA') && a !== '$DATA@0').length).toBeGreaterThan(0);
+    const reader = new ImageReader(image);
+    try {
+      const fs = await openFileSystem(reader, { name: 'mft-list' });
+      await withNtfs3g(image, ['ro'], async (mnt) => {
+        const facts = ntfsFacts(mnt);
+        const report = await compareWithKernel(fs, mnt, { expected: ntfsExpectations(facts, mnt), lookups: false });
+        expect(report.differences).toEqual([]);
+        expect(report.files).toBeGreaterThan(12_000);
+      });
+    } finally {
+      reader.close();
+      rmSync(image, { force: true });
     }
   });
 });

@@ -124,7 +124,10 @@ export function decodeMftRecord(bytes: Buffer, number: number, volume: string): 
   };
 }
 
-/** Decodes one attribute record (`a` spans exactly its length); values are copied out of the record. */
+/**
+ * Decodes one attribute record (`a` spans exactly its length). Values are views of the record's
+ * bytes, which belong to this decode alone (the MFT hands each decode a copy).
+ */
 function decodeAttribute(a: Buffer, record: number, bad: (problem: string) => Error): AttributeRecord {
   const length = a.length;
   const type = a.readUInt32LE(ATTR.type);
@@ -139,7 +142,7 @@ function decodeAttribute(a: Buffer, record: number, bad: (problem: string) => Er
     const valueLength = a.readUInt32LE(ATTR.value_length);
     const valueOffset = a.readUInt16LE(ATTR.value_offset);
     if (valueOffset + valueLength > length) throw bad('the value lies outside the attribute');
-    return { type, name, flags, instance, record, resident: true, value: Buffer.from(a.subarray(valueOffset, valueOffset + valueLength)) };
+    return { type, name, flags, instance, record, resident: true, value: a.subarray(valueOffset, valueOffset + valueLength) };
   }
   if (nonResident !== 1) throw bad(`non-resident flag ${nonResident} is invalid`);
   if (length < ATTR.NON_RESIDENT_HEADER_SIZE) throw bad('the non-resident header is truncated');
@@ -175,6 +178,6 @@ function decodeAttribute(a: Buffer, record: number, bad: (problem: string) => Er
     allocatedSize,
     dataSize,
     initializedSize,
-    mappingPairs: Buffer.from(a.subarray(mappingPairsOffset)),
+    mappingPairs: a.subarray(mappingPairsOffset),
   };
 }

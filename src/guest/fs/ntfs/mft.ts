@@ -90,8 +90,7 @@ export class Mft {
       throw bad('$DATA sizes are invalid');
     if (mft.recordCount <= SYSTEM_FILES.EXTEND) throw bad(`holds only ${mft.recordCount} records`);
     if (list) {
-      if (!list.resident) throw bad('has a non-resident attribute list, which this reader does not follow for $MFT');
-      const entries = parseAttributeList(list.value);
+      const entries = parseAttributeList(list.resident ? list.value : await readListClusters(io, list, boot.clusterCount, bad));
       if (typeof entries === 'string') throw bad(`attribute list: ${entries}`);
       const pieces = entries
         .filter((e) => e.type === ATTR_TYPE.DATA && e.name === '' && e.lowestVcn > 0)
@@ -148,4 +147,31 @@ export class Mft {
     if (readable > 0) await this.io.readRuns(this.runs, offset, out.subarray(0, readable), `${recordName(first)} ($MFT window)`);
     return out;
   }
+}
+
+/** Attribute lists past 256 KiB do not occur (Windows' limit); a bigger one is damage. */
+const MAX_LIST_BYTES = 1024 * 1024;
+
+/** A non-resident $ATTRIBUTE_LIST of $MFT: its clusters lie outside the MFT, mapped by its own runlist in record 0. */
+async function readListClusters(
+  io: VolumeIO,
+  list: NonResidentAttribute,
+  clusterCount: number,
+  bad: (problem: string) => Error,
+): Promise<Buffer> {
+  if (list.lowestVcn !== 0 || list.dataSize > MAX_LIST_BYTES || list.dataSize > list.allocatedSize)
+    throw bad(`attribute list of ${list.dataSize} bytes is invalid`);
+  const runs = new RunList();
+  const problem = decodeMappingPairs(
+    list.mappingPairs,
+    0,
+    list.mappingPairs.length,
+    { lowestVcn: 0, highestVcn: list.highestVcn, clusterCount, maxRuns: MAX_RUNS },
+    runs,
+  );
+  if (problem) throw bad(`attribute list runlist: ${problem}`);
+  const bytes = Buffer.alloc(list.dataSize);
+  const initialized = Math.min(list.initializedSize, list.dataSize);
+  await io.readRuns(runs, 0, bytes.subarray(0, initialized), `${recordName(0)} attribute list`);
+  return bytes;
 }

@@ -29,7 +29,19 @@ export interface NodeFacts {
   readonly lxMode?: number;
 }
 
+const PLAIN_DIR: NodeFacts = { kind: { type: 'dir' } };
+const PLAIN_FILE: NodeFacts = { kind: { type: 'file' } };
+
+/** The facts of a node that needs no attribute read (most): no reparse point, SYSTEM flag or EAs. */
+export function plainFacts(node: NtfsNode): NodeFacts | undefined {
+  const attributes = node.info?.fileAttributes ?? 0;
+  if (attributes & (FILE_ATTR.REPARSE_POINT | FILE_ATTR.SYSTEM) || findAttribute(node, ATTR_TYPE.EA)) return undefined;
+  return isDirectoryNode(node) ? PLAIN_DIR : PLAIN_FILE;
+}
+
 export async function nodeFacts(node: NtfsNode, data: AttributeData, volume: string): Promise<NodeFacts> {
+  const plain = plainFacts(node);
+  if (plain) return plain;
   const eas = await extendedAttributes(node, data);
   const kind = await classifyNode(node, data, volume, eas);
   const mode = eas.get(EA_ENTRY.LXMOD);

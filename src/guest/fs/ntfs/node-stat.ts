@@ -21,9 +21,17 @@ export function fileTimeToNs(fileTime: bigint): bigint {
   return (fileTime - NTFS_TIME_OFFSET) * 100n;
 }
 
-/** The names `GuestStat.attributes` shows for these Windows file attributes. */
-export function attributeNames(fileAttributes: number): string[] {
-  return SHOWN_FILE_ATTRIBUTES.filter(([bit]) => fileAttributes & bit).map(([, name]) => name);
+const namesByAttributes = new Map<number, readonly string[]>();
+
+/** The names `GuestStat.attributes` shows for these Windows file attributes (one shared array per combination). */
+export function attributeNames(fileAttributes: number): readonly string[] {
+  let names = namesByAttributes.get(fileAttributes);
+  if (!names) {
+    names = Object.freeze(SHOWN_FILE_ATTRIBUTES.filter(([bit]) => fileAttributes & bit).map(([, name]) => name));
+    // Combinations are few in practice; a hostile volume could make many, so the memo stays small.
+    if (namesByAttributes.size < 4096) namesByAttributes.set(fileAttributes, names);
+  }
+  return names;
 }
 
 /**

@@ -29,7 +29,7 @@ import {
 import { windowsLinkTarget, type LinkResolver } from './link-target.js';
 import { Mft } from './mft.js';
 import { fromWtf8, toWtf8, utf16Units } from './names.js';
-import { nodeFacts, type NodeFacts } from './node-kind.js';
+import { nodeFacts, plainFacts, type NodeFacts } from './node-kind.js';
 import { buildStat } from './node-stat.js';
 import { assembleNode, findAttribute, isDirectoryNode, type NtfsAttribute, type NtfsNode, type RecordSource } from './node.js';
 import { REPARSE_TAG_NAMES } from './reparse.js';
@@ -45,7 +45,32 @@ const STREAM_SHIFT = 48n;
 const RECORD_MASK = (1n << STREAM_SHIFT) - 1n;
 const MAX_STREAMS = 0xffff;
 
-/** A read-only NTFS volume (see GuestFileSystem for the contract and this folder's index.ts for the rules). */
+/**
+ * A read-only NTFS volume (see GuestFileSystem for the contract). How Windows things appear:
+ *
+ * - Ids: the MFT record number, as ntfs-3g's st_ino (hard links share it); a named data stream is
+ *   the record number plus its ordinal (1 for the first) above bit 48.
+ * - Listings: one entry per link. An 8.3 alias (a DOS-namespace name beside a Win32 one) is not
+ *   listed but resolves by lookup; POSIX, Win32 and Win32&DOS names are listed. As in ntfs-3g, the
+ *   metadata files ($MFT … $Extend, records below 16) and the root's entry for itself are not
+ *   listed; they resolve by lookup ($MFT reads as a file).
+ * - Lookups: exact (case-sensitive, as ntfs-3g mounts), descending the B+tree by the volume's
+ *   $UpCase collation.
+ * - Alternate data streams: `name:stream` looks up stream `stream` of `name` (the stream name
+ *   matching ignoring case, as Windows matches it) as a regular file of its own, what
+ *   streams_interface=windows shows in ntfs-3g; streams are never listed. A real name that
+ *   contains ':' (possible in the POSIX namespace) wins over a stream.
+ * - Symlinks: IO_REPARSE_TAG_SYMLINK, junctions (MOUNT_POINT), WSL symlinks and Interix symlinks;
+ *   targets as link-target.ts converts them (on-volume targets from the volume root).
+ * - Special files: WSL fifos, sockets and devices ($LXDEV), and Interix ones, as ntfs-3g shows them.
+ * - Other reparse points (deduplicated, WOF-compressed, cloud placeholders…): the file or directory
+ *   they are; reading such a file is ERR_UNSUPPORTED naming the tag, since its data is elsewhere.
+ * - EFS-encrypted data: ERR_UNSUPPORTED for that file (stat and listings work).
+ * - Metadata: modes synthesized (node-stat.ts), uid and gid 0, times exact to the 100 ns,
+ *   directory sizes as their index allocation (as ntfs-3g), `attributes` from the Windows file
+ *   attributes.
+ * - A dirty volume or a replaced copy (backup boot sector, $MFTMirr) is read as is and noted.
+ */
 export class NtfsFileSystem implements GuestFileSystem {
   readonly type = 'ntfs';
   readonly rootId: GuestNodeId = BigInt(SYSTEM_FILES.ROOT);
@@ -188,6 +213,8 @@ export class NtfsFileSystem implements GuestFileSystem {
   }
 
   private factsOf(node: NtfsNode): Promise<NodeFacts> {
+    const plain = plainFacts(node);
+    if (plain) return Promise.resolve(plain);
     let facts = this.facts.get(node);
     if (!facts) {
       facts = nodeFacts(node, this.data, this.name);

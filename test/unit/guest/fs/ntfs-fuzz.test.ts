@@ -26,7 +26,7 @@ import {
   withNtfs3g,
 } from '../../../helpers/ntfs-images.js';
 
-const CASES_PER_IMAGE = Number(process.env.CAIRN_FUZZ_CASES ?? 100);
+const CASES_PER_IMAGE = Number(process.env.CAIRN_FUZZ_CASES ?? 150);
 const DEADLINE_MS = 3000;
 const MAX_NODES = 2000;
 const MAX_FILE_BYTES = 1024 * 1024;
