@@ -5,17 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeMappingPairs, lznt1Decompress, RunList } from '../../../../src/guest/fs/ntfs/index.js';
 import { fromWtf8, toWtf8 } from '../../../../src/guest/fs/ntfs/names.js';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../../helpers/guest-fs-fuzz.js';
 
 const randomBytes = (random: () => number, n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
 

@@ -7,9 +7,6 @@
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BlockReader } from '../../../../src/core/block-reader.js';
-import { CairnError } from '../../../../src/core/errors.js';
-import type { GuestFileSystem, GuestNodeId } from '../../../../src/core/guest-filesystem.js';
 import { ntfsDriver } from '../../../../src/guest/fs/ntfs/index.js';
 import {
   FILE_ATTRIBUTES,
@@ -25,6 +22,7 @@ import {
   tempDir,
   withNtfs3g,
 } from '../../../helpers/ntfs-images.js';
+import { mutationsFor, runFuzzCase, walkAll, type FuzzBase, type FuzzRegression } from '../../../helpers/guest-fs-fuzz.js';
 
 const CASES_PER_IMAGE = Number(process.env.CAIRN_FUZZ_CASES ?? 150);
 const DEADLINE_MS = 3000;
@@ -32,134 +30,19 @@ const MAX_NODES = 2000;
 const MAX_FILE_BYTES = 1024 * 1024;
 const MiB = 1024 * 1024;
 
-interface BaseImage {
-  readonly name: string;
-  readonly bytes: Buffer;
-  /** Byte ranges holding metadata: where mutations land. */
-  readonly metadata: readonly [number, number][];
-}
-
-interface Regression {
-  readonly image: string;
-  readonly seed: number;
-  readonly mutations?: readonly [number, number][];
-  readonly note?: string;
-}
-
-const REGRESSIONS: Regression[] = JSON.parse(
+const REGRESSIONS: FuzzRegression[] = JSON.parse(
   readFileSync(new URL('../../../fixtures/ntfs-fuzz-regressions.json', import.meta.url), 'utf8'),
-) as Regression[];
+) as FuzzRegression[];
 
-/** A volume in memory; reading outside it throws a RangeError, which the reader must never provoke. */
-class MemoryVolume implements BlockReader {
-  readonly blockSize = 4096;
-  constructor(private readonly bytes: Buffer) {}
-  get size(): number {
-    return this.bytes.length;
-  }
-  async read(offset: number, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(offset) || offset < 0 || length < 0 || offset + length > this.bytes.length)
-      throw new RangeError(`read ${offset}+${length}`);
-    return Buffer.from(this.bytes.subarray(offset, offset + length));
-  }
-  async allocation(offset: number, length: number): Promise<{ offset: number; length: number; zero: boolean }[]> {
-    return [{ offset, length, zero: false }];
-  }
-}
-
-/** Mulberry32: a tiny seeded PRNG, so that a seed names its mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function mutationsFor(base: BaseImage, seed: number): [number, number][] {
-  const random = prng(seed);
-  const total = base.metadata.reduce((n, [, len]) => n + len, 0);
-  const count = 1 + Math.floor(random() * 8);
-  const out: [number, number][] = [];
-  for (let i = 0; i < count; i++) {
-    let pick = Math.floor(random() * total);
-    for (const [start, len] of base.metadata) {
-      if (pick < len) {
-        const mode = random();
-        const old = base.bytes[start + pick]!;
-        // Bit flips, small deltas (counts off by one) and arbitrary bytes.
-        const value =
-          mode < 0.4
-            ? old ^ (1 << Math.floor(random() * 8))
-            : mode < 0.6
-              ? (old + (random() < 0.5 ? 1 : 255)) & 0xff
-              : Math.floor(random() * 256);
-        out.push([start + pick, value]);
-        break;
-      }
-      pick -= len;
-    }
-  }
-  return out;
-}
-
-/** Walks everything: readdir, lookup (streams too), stat, read (capped), extents, readlink. Returns the node count. */
-async function walk(fs: GuestFileSystem): Promise<number> {
-  const seen = new Set<GuestNodeId>();
-  const queue: GuestNodeId[] = [fs.rootId];
-  let nodes = 0;
-  const visit = async (id: GuestNodeId): Promise<void> => {
-    const stat = await fs.stat(id);
-    if (stat.type === 'dir') {
-      let entries = 0;
-      for await (const entry of fs.readdir(id)) {
-        if (++entries <= 50) {
-          await fs.lookup(id, entry.name);
-          await fs.lookup(id, Buffer.concat([entry.name, Buffer.from(':stream')]));
-        }
-        queue.push(entry.id);
-      }
-    } else if (stat.type === 'file') {
-      for (let at = 0; at < Math.min(stat.size, MAX_FILE_BYTES); at += 256 * 1024) await fs.read(id, at, 256 * 1024);
-      await fs.extents(id, 0, stat.size);
-    } else if (stat.type === 'symlink') {
-      await fs.readlink(id);
-    }
-  };
-  while (queue.length > 0 && nodes < MAX_NODES) {
-    const id = queue.shift()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    nodes++;
-    await visit(id);
-  }
-  return nodes;
-}
-
-async function runCase(base: BaseImage, mutations: readonly [number, number][]): Promise<'listed' | 'error'> {
-  const bytes = Buffer.from(base.bytes);
-  for (const [offset, value] of mutations) bytes[offset] = value;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`deadline of ${DEADLINE_MS} ms passed`)), DEADLINE_MS);
+function runCase(base: FuzzBase, mutations: readonly [number, number][]): Promise<'listed' | 'error'> {
+  return runFuzzCase(base, mutations, DEADLINE_MS, async (volume) => {
+    const fs = await ntfsDriver.open(volume, { name: 'fuzz', metadataCacheBytes: 2 * MiB });
+    return walkAll(fs, { maxNodes: MAX_NODES, maxFileBytes: MAX_FILE_BYTES, lookupSuffixes: [':stream'] });
   });
-  try {
-    const work = (async () => walk(await ntfsDriver.open(new MemoryVolume(bytes), { name: 'fuzz', metadataCacheBytes: 2 * MiB })))();
-    await Promise.race([work, deadline]);
-    return 'listed';
-  } catch (err) {
-    if (err instanceof CairnError && (err.code === 'ERR_FORMAT_INVALID' || err.code === 'ERR_UNSUPPORTED')) return 'error';
-    throw new Error(`${base.name} mutations ${JSON.stringify(mutations)}: ${String(err)}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 let dir: string;
-const bases: BaseImage[] = [];
+const bases: FuzzBase[] = [];
 
 /** Fills a small tree (every structure the reader parses) through ntfs-3g with a frozen clock. */
 function fillSmallTree(root: string): string[] {
@@ -189,7 +72,7 @@ function fillSmallTree(root: string): string[] {
   return paths;
 }
 
-async function buildBase(name: string, clusterSize: number): Promise<BaseImage> {
+async function buildBase(name: string, clusterSize: number): Promise<FuzzBase> {
   const image = mkntfs(join(dir, `${name}.img`), { size: 8 * MiB, clusterSize });
   const paths = await withNtfs3g(image, ['streams_interface=windows'], (mnt) => fillSmallTree(mnt), FROZEN_TIME);
   const ranges: [number, number][] = [[0, 512]];
