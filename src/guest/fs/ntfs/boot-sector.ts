@@ -1,3 +1,5 @@
+import type { BlockReader } from '../../../core/block-reader.js';
+import { CairnError } from '../../../core/errors.js';
 import { formatInvalid } from './errors.js';
 import { BOOT, MFT_RECORD, INDEX_BLOCK } from './layout.js';
 
@@ -104,4 +106,26 @@ export function backupBootOffsets(volumeSize: number): number[] {
     if (at > 0 && at + BOOT.SIZE <= volumeSize && !offsets.includes(at)) offsets.push(at);
   }
   return offsets;
+}
+
+/** The boot sector, or its backup in the volume's last sector when the primary is damaged. */
+export async function readBootSector(volume: BlockReader, name: string, notes: string[]): Promise<BootSector> {
+  try {
+    return parseBootSector(await volume.read(0, BOOT.SIZE), volume.size, name);
+  } catch (err) {
+    if (!(err instanceof CairnError) || err.code !== 'ERR_FORMAT_INVALID') throw err;
+    for (const at of backupBootOffsets(volume.size)) {
+      const bytes = await volume.read(at, BOOT.SIZE);
+      if (!hasNtfsSignature(bytes)) continue;
+      try {
+        // The backup follows the filesystem it describes: that filesystem must end before it.
+        const boot = parseBootSector(bytes, at, name, `backup boot sector at byte ${at}`);
+        notes.push(`the boot sector is damaged (${err.message}); the backup at byte ${at} was used`);
+        return boot;
+      } catch {
+        // Not a usable backup; try the next place.
+      }
+    }
+    throw err;
+  }
 }

@@ -10,29 +10,20 @@ import type {
 } from '../../../core/guest-filesystem.js';
 import { BoundedCache } from '../../../util/bounded-cache.js';
 import { AttributeData, type AttributeRef } from './attribute-data.js';
-import { backupBootOffsets, hasNtfsSignature, parseBootSector, type BootSector } from './boot-sector.js';
+import { readBootSector, type BootSector } from './boot-sector.js';
 import { Collation } from './collation.js';
 import { DirectoryIndex } from './directory.js';
 import { formatInvalid, recordName, unsupported } from './errors.js';
 import type { IndexEntry } from './index-node.js';
-import {
-  ATTR_TYPE,
-  BOOT,
-  FILE_ATTR,
-  FILE_NAME_TYPE,
-  MAX_NAME_UNITS,
-  SUPPORTED_VERSIONS,
-  SYSTEM_FILES,
-  UPCASE,
-  VOLUME_INFORMATION,
-} from './layout.js';
+import { ATTR_TYPE, BOOT, FILE_ATTR, FILE_NAME_TYPE, MAX_NAME_UNITS, SYSTEM_FILES, UPCASE } from './layout.js';
 import { windowsLinkTarget, type LinkResolver } from './link-target.js';
 import { Mft } from './mft.js';
-import { fromWtf8, toWtf8, utf16Units } from './names.js';
+import { fromWtf8, toWtf8 } from './names.js';
 import { nodeFacts, plainFacts, type NodeFacts } from './node-kind.js';
 import { buildStat } from './node-stat.js';
 import { assembleNode, findAttribute, isDirectoryNode, type NtfsAttribute, type NtfsNode, type RecordSource } from './node.js';
 import { REPARSE_TAG_NAMES } from './reparse.js';
+import { volumeInformation } from './volume-information.js';
 import { VolumeIO } from './volume-io.js';
 
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -256,18 +247,25 @@ export class NtfsFileSystem implements GuestFileSystem {
   private linkResolver(): LinkResolver {
     return {
       root: SYSTEM_FILES.ROOT,
+      // A damaged directory on the way only stops the correction: the link itself is still readable.
       child: async (dirRecord, name) => {
-        const dir = await this.node(dirRecord);
-        if (!isDirectoryNode(dir) || name.length > MAX_NAME_UNITS) return undefined;
-        const entry = await this.dirs.lookup(dir, name, true);
-        if (!entry) return undefined;
-        const child = await this.node(this.entryRecord(dir, entry));
-        const plainDir = isDirectoryNode(child) && !((child.info?.fileAttributes ?? 0) & FILE_ATTR.REPARSE_POINT);
-        return { record: child.record, name: entry.name, directory: plainDir };
+        try {
+          const dir = await this.node(dirRecord);
+          if (!isDirectoryNode(dir) || name.length > MAX_NAME_UNITS) return undefined;
+          const entry = await this.dirs.lookup(dir, name, true);
+          if (!entry) return undefined;
+          const child = await this.node(this.entryRecord(dir, entry));
+          const plainDir = isDirectoryNode(child) && !((child.info?.fileAttributes ?? 0) & FILE_ATTR.REPARSE_POINT);
+          return { record: child.record, name: entry.name, directory: plainDir };
+        } catch (err) {
+          if (err instanceof CairnError && err.code === 'ERR_FORMAT_INVALID') return undefined;
+          throw err;
+        }
       },
       parent: async (record) => {
         const node = await this.node(record);
-        return node.names.find((n) => n.namespace !== FILE_NAME_TYPE.DOS)?.parent ?? SYSTEM_FILES.ROOT;
+        const parent = node.names.find((n) => n.namespace !== FILE_NAME_TYPE.DOS)?.parent ?? SYSTEM_FILES.ROOT;
+        return parent < this.mft.recordCount ? parent : SYSTEM_FILES.ROOT;
       },
     };
   }
@@ -329,23 +327,10 @@ export class NtfsFileSystem implements GuestFileSystem {
 
   /** $Volume: the version (refused when unknown), the dirty flag (noted) and the label. */
   private async readVolumeInformation(): Promise<void> {
-    const volumeNode = await this.node(SYSTEM_FILES.VOLUME);
-    const info = findAttribute(volumeNode, ATTR_TYPE.VOLUME_INFORMATION);
-    if (!info?.resident || info.resident.value.length < VOLUME_INFORMATION.SIZE) {
-      throw formatInvalid(this.name, recordName(SYSTEM_FILES.VOLUME), 'has no $VOLUME_INFORMATION');
-    }
-    const v = info.resident.value;
-    this.version = `${v[VOLUME_INFORMATION.major_ver]}.${v[VOLUME_INFORMATION.minor_ver]}`;
-    if (!SUPPORTED_VERSIONS.includes(this.version)) {
-      throw unsupported(this.name, `version ${this.version}`, `this reader knows NTFS ${SUPPORTED_VERSIONS.join(', ')}`);
-    }
-    if (v.readUInt16LE(VOLUME_INFORMATION.flags) & VOLUME_INFORMATION.FLAG_IS_DIRTY) {
-      this.notes.push('the volume is marked dirty: files are read as last written in place, without replaying $LogFile');
-    }
-    const label = findAttribute(volumeNode, ATTR_TYPE.VOLUME_NAME);
-    if (label?.resident && label.resident.value.length >= 2) {
-      this.label = toWtf8(utf16Units(label.resident.value, 0, Math.floor(label.resident.value.length / 2))).toString('utf8');
-    }
+    const info = volumeInformation(await this.node(SYSTEM_FILES.VOLUME), this.name);
+    this.version = info.version;
+    if (info.label !== undefined) this.label = info.label;
+    if (info.dirty) this.notes.push('the volume is marked dirty: files are read as last written in place, without replaying $LogFile');
   }
 
   /** The $UpCase collation, loaded on first use; undefined (lookups then scan) when it is unusable. */
@@ -364,28 +349,6 @@ export class NtfsFileSystem implements GuestFileSystem {
       }
     })();
     return this.collation;
-  }
-}
-
-/** The boot sector, or its backup in the volume's last sector when the primary is damaged. */
-async function readBootSector(volume: BlockReader, name: string, notes: string[]): Promise<BootSector> {
-  try {
-    return parseBootSector(await volume.read(0, BOOT.SIZE), volume.size, name);
-  } catch (err) {
-    if (!(err instanceof CairnError) || err.code !== 'ERR_FORMAT_INVALID') throw err;
-    for (const at of backupBootOffsets(volume.size)) {
-      const bytes = await volume.read(at, BOOT.SIZE);
-      if (!hasNtfsSignature(bytes)) continue;
-      try {
-        // The backup follows the filesystem it describes: that filesystem must end before it.
-        const boot = parseBootSector(bytes, at, name, `backup boot sector at byte ${at}`);
-        notes.push(`the boot sector is damaged (${err.message}); the backup at byte ${at} was used`);
-        return boot;
-      } catch {
-        // Not a usable backup; try the next place.
-      }
-    }
-    throw err;
   }
 }
 
