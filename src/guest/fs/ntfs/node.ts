@@ -71,6 +71,11 @@ export interface RecordSource {
 
 /** Windows keeps attribute lists under 256 KiB; anything far beyond is damage. */
 const MAX_ATTRIBUTE_LIST_BYTES = 1024 * 1024;
+/**
+ * Extension records one file may span: a 256 KiB list of the smallest entries names ~8000, but
+ * those are runlist pieces of one attribute that share records; this bounds what one node holds.
+ */
+const MAX_EXTENSION_RECORDS = 4096;
 
 /**
  * Gathers file `base` (a decoded base record, in use) into a node. With an $ATTRIBUTE_LIST the
@@ -142,6 +147,7 @@ async function listedAttributes(
   const byRecord = new Map<number, MftRecord>([[base.number, base]]);
   for (const e of entries) {
     if (byRecord.has(e.record)) continue;
+    if (byRecord.size > MAX_EXTENSION_RECORDS) throw bad(`attribute list names more than ${MAX_EXTENSION_RECORDS} records`);
     if (e.record >= source.recordCount) throw bad(`attribute list names record ${e.record}, beyond the MFT`);
     const ext = await source.record(e.record);
     if (!isInUse(ext) || ext.baseRecord !== base.number || (ext.baseSequence !== 0 && ext.baseSequence !== base.sequence)) {
