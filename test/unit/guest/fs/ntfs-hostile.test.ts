@@ -3,7 +3,7 @@
 // unknown NTFS version, a dirty volume, an index block pointing at itself, absurd sizes, a runlist
 // outside the volume and an attribute list naming another file's record. Each must end in a clean
 // CairnError naming the structure (or read as is where that is right), and ntfs-3g is asked where
-// it can tell.
+// it can tell. Also one odd but valid case ntfs-3g cannot make: a name with an unpaired surrogate.
 import { spawnSync } from 'node:child_process';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -73,6 +73,7 @@ beforeAll(async () => {
   base = mkntfs(join(dir, 'base.img'), { size: 64 * MiB });
   await withNtfs3g(base, ['streams_interface=windows'], (mnt) => {
     writeFileSync(join(mnt, 'plain.txt'), 'plain\n');
+    writeFileSync(join(mnt, 'zz-lone-surrogate-X'), 'an unpaired surrogate in the name\n');
     writeFileSync(join(mnt, 'big.bin'), pattern(300_000, 1));
     writeFileSync(join(mnt, 'secret.bin'), pattern(20_000, 2));
     mkdirSync(join(mnt, 'many'));
@@ -84,6 +85,34 @@ beforeAll(async () => {
   });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('ntfs reader on odd but valid images', () => {
+  it('lists a name with an unpaired surrogate as WTF-8 and looks it up by those bytes', async () => {
+    // ntfs-3g cannot create such a name (it refuses invalid UTF-16 both ways), Windows can: change
+    // the X of a name into U+D800 wherever the name is stored (its $FILE_NAME and the index key).
+    const image = copyImage(base, 'lone.img');
+    const bytes = readFileSync(image);
+    const from = Buffer.from('zz-lone-surrogate-X', 'utf16le');
+    let count = 0;
+    for (let at = bytes.indexOf(from); at >= 0; at = bytes.indexOf(from, at + 1)) {
+      const x = at + from.length - 2;
+      expect(x % 512).toBeLessThan(510);
+      patchImage(image, x, [0x00, 0xd8]);
+      count++;
+    }
+    expect(count).toBeGreaterThanOrEqual(2);
+    await withFs(image, async (fs) => {
+      const wtf8 = Buffer.concat([Buffer.from('zz-lone-surrogate-'), Buffer.from([0xed, 0xa0, 0x80])]);
+      const names: Buffer[] = [];
+      for await (const e of fs.readdir(fs.rootId)) names.push(e.name);
+      expect(names.some((n) => n.equals(wtf8))).toBe(true);
+      const found = (await fs.lookup(fs.rootId, wtf8))!;
+      expect((await fs.read(found.id, 0, 100)).toString()).toBe('an unpaired surrogate in the name\n');
+      // The U+FFFD a lossy conversion would give names nothing.
+      expect(await fs.lookup(fs.rootId, Buffer.from('zz-lone-surrogate-\ufffd'))).toBeUndefined();
+    });
+  });
+});
 
 describe('ntfs reader on damaged images', () => {
   it('names the MFT record whose update sequence does not match, and reads the rest', async () => {
