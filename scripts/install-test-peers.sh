@@ -4,7 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   qemu-utils qemu-system-x86 libnbd-bin nbdkit fuse3 libfuse2 e2fsprogs dosfstools ntfs-3g fdisk gdisk
-  util-linux mount mtools 7zip exfatprogs restic fio zstd python3 make g++ time lvm2 passwd
+  util-linux mount mtools 7zip exfatprogs restic fio zstd python3 make g++ time lvm2 passwd attr faketime
   libvhdi-utils ceph-mon ceph-osd ceph-common qemu-block-extra btrfs-progs lzop xxhash
 )
 missing=()

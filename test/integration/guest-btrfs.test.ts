@@ -25,7 +25,7 @@ afterAll(() => {
 /** btrfs ids are (subvolume, objectid): compare the objectid with st_ino; placeholders' times are the kernel's clock. */
 const ORACLE: OracleOptions = {
   inodeNumber: btrfsInodeNumber,
-  encodedExtents: true,
+  compressedExtents: true,
   skipField: (_path, field, stat) => btrfsInodeNumber(stat.id) === 2n && /^(mtime|ctime|birthtime)Ns$/.test(field),
 };
 

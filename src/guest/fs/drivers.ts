@@ -4,12 +4,14 @@ import type { GuestFileSystem, GuestFileSystemDriver, GuestOpenOptions } from '.
 import { btrfsDriver } from './btrfs/index.js';
 import { ext4Driver } from './ext4/index.js';
 import { fatDriver } from './fat/index.js';
+import { ntfsDriver } from './ntfs/index.js';
 
 /**
  * Every guest filesystem Cairn reads, in probe order. Each driver's probe looks only at its own
- * signature, so the order matters only where signatures could overlap (none do today).
+ * signature, so the order matters only where signatures could overlap. NTFS stays last: when the
+ * first sector is not a boot sector it also looks for a backup boot sector at the volume's end.
  */
-export const GUEST_FS_DRIVERS: readonly GuestFileSystemDriver[] = [ext4Driver, fatDriver, btrfsDriver];
+export const GUEST_FS_DRIVERS: readonly GuestFileSystemDriver[] = [ext4Driver, fatDriver, btrfsDriver, ntfsDriver];
 
 /** The driver whose signature the volume carries, or undefined (no filesystem Cairn knows). */
 export async function probeFileSystem(volume: BlockReader): Promise<GuestFileSystemDriver | undefined> {
